@@ -1,0 +1,33 @@
+# povwatch — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV ?= $(PYTHON) -m uv
+export UV_LINK_MODE ?= copy
+
+.PHONY: demo test bench lint fmt install uv clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+install: uv
+	$(UV) sync --frozen --all-extras
+
+demo: install
+	$(UV) run --frozen povwatch demo
+
+test: install
+	$(UV) run --frozen pytest -q
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+fmt: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+bench: install
+	$(UV) run --frozen python -m pipeline.bench
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,227 @@
+"""The ``povwatch`` command line (contract: "Command line")."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from pipeline.errors import PovwatchError
+from pipeline.months import Month
+from pipeline.settings import DEFAULT_DB, DEFAULT_LANDING, DEFAULT_OUTBOX, Settings
+
+app = typer.Typer(
+    help="povwatch — 因病返贫/因病致贫 双预警: monthly medical-cost poverty early warning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Policy files: check what they decide.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+Landing = Annotated[Path, typer.Option("--landing", help="landing folder of the exports")]
+Db = Annotated[Path, typer.Option("--db", help="DuckDB warehouse file")]
+Outbox = Annotated[Path, typer.Option("--outbox", help="folder the reports are delivered to")]
+Policies = Annotated[
+    list[Path] | None,
+    typer.Option("--policy", help="extra policy / local overlay file (repeatable)"),
+]
+MonthOpt = Annotated[str, typer.Option("--month", help="month to run, YYYY-MM")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")]
+
+CSV_HEADER = (
+    "month,psn_no,hh_id,admdvs,warning_type,rule_id,burden_ytd,threshold,first_month,status"
+)
+
+
+def _settings(landing: Path, db: Path, outbox: Path, policy: list[Path] | None, quiet=False):
+    return Settings(
+        landing=landing, db=db, outbox=outbox, policy_files=tuple(policy or ()), quiet=quiet
+    )
+
+
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise PovwatchError(str(exc)) from None
+
+
+@app.command()
+def run(
+    month: MonthOpt,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    policy: Policies = None,
+    quiet: Quiet = False,
+) -> None:
+    """One monthly run: ingest, validate, compute, warn, report."""
+    from pipeline.run import run_month
+
+    result = run_month(_month(month), _settings(landing, db, outbox, policy, quiet))
+    typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
+
+
+@app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="first month, YYYY-MM")],
+    to: Annotated[str, typer.Option("--to", help="last month, YYYY-MM")],
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    policy: Policies = None,
+    quiet: Quiet = False,
+) -> None:
+    """The monthly run for each month in order, with what was in force then."""
+    from pipeline.run import run_month
+
+    first, last = _month(from_), _month(to)
+    if last < first:
+        raise PovwatchError(f"--to {last} is before --from {first}")
+    settings = _settings(landing, db, outbox, policy, quiet)
+    for m in first.through(last):
+        result = run_month(m, settings)
+        typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
+
+
+def warnings_csv(db: Path, month: Month) -> str:
+    """The month's warnings as the contract's CSV (header, two-decimal money, by psn_no)."""
+    from pipeline.warehouse import connect
+
+    con = connect(db, read_only=True)
+    try:
+        ran = con.execute(
+            "select count(*) from run_ledger where month = ? and outcome = 'success'",
+            [str(month)],
+        ).fetchall()[0][0]
+        if not ran:
+            raise PovwatchError(
+                f"{db}: month {month} has not been run yet (povwatch run --month {month})"
+            )
+        frame = con.sql(
+            "select * from mart_warnings where month = ? order by psn_no, warning_type",
+            params=[str(month)],
+        ).pl()
+    finally:
+        con.close()
+    return format_warnings(frame)
+
+
+def _yuan(col: str) -> pl.Expr:
+    fen = pl.col(col)
+    sign = pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return pl.concat_str(
+        sign,
+        (fen.abs() // 100).cast(pl.String),
+        pl.lit("."),
+        (fen.abs() % 100).cast(pl.String).str.zfill(2),
+    )
+
+
+def format_warnings(frame: pl.DataFrame) -> str:
+    out = frame.select(
+        "month",
+        "psn_no",
+        "hh_id",
+        "admdvs",
+        "warning_type",
+        "rule_id",
+        _yuan("burden_ytd_fen").alias("burden_ytd"),
+        _yuan("threshold_fen").alias("threshold"),
+        "first_month",
+        "status",
+    )
+    body = out.write_csv(include_header=True, line_terminator="\r\n")
+    assert body.splitlines()[0] == CSV_HEADER
+    return body
+
+
+@app.command()
+def warnings(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Print a month's warnings (CSV, the contract's header)."""
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    sys.stdout.buffer.write(warnings_csv(db, _month(month)).encode("utf-8"))
+    sys.stdout.flush()
+
+
+@app.command()
+def demo(
+    persons: Annotated[int, typer.Option(help="size of the synthetic city")] = 50_000,
+    year: Annotated[int, typer.Option(help="year to simulate")] = 2024,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    quiet: Quiet = False,
+) -> None:
+    """Make a synthetic city, run every month of a year, print where things are."""
+    from pipeline.demo import run_demo
+
+    run_demo(_settings(landing, db, outbox, None, quiet), persons=persons, year=year, seed=seed)
+
+
+@app.command()
+def status(
+    month: Annotated[str | None, typer.Option("--month", help="one month, YYYY-MM")] = None,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """The run ledger: runs, files, and the row reconciliation per file."""
+    from pipeline.ledger import status_text
+
+    typer.echo(status_text(db, _month(month) if month else None), nl=False)
+
+
+@policy_app.command("check")
+def policy_check(file: Annotated[Path, typer.Argument(help="policy file (YAML)")]) -> None:
+    """Validate a policy file and print what it decides, clause by clause."""
+    from pipeline.policy_text import check_text
+
+    text, complete = check_text(file)
+    typer.echo(text, nl=False)
+    if not complete:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point: one line on stderr and a non-zero exit for any failure."""
+    try:
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except PovwatchError as exc:
+        print(f"povwatch: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("povwatch: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("POVWATCH_DEBUG"):
+            raise
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"povwatch: error: {type(exc).__name__}: {line}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

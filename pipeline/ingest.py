@@ -1,0 +1,428 @@
+"""Landing folder → DuckDB: settlement exports into raw, reference snapshots into ref tables.
+
+Every row read is accounted for: settlements are classified by staging SQL (loaded, duplicate,
+skipped, quarantined); reference rows that cannot be used go to ``ref_rejects`` with a reason.
+A file that cannot be used at all stops the run (``PovwatchError`` naming the file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import yaml
+
+from pipeline.errors import PovwatchError
+from pipeline.months import Month
+from pipeline.policy import IDENTITY_CODES
+from pipeline.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
+from pipeline.warehouse import resource_dir, sql
+
+SETTLEMENTS = FileSpec(
+    kind="settlements",
+    required=(
+        "setl_id",
+        "psn_no",
+        "insutype",
+        "med_type",
+        "setl_time",
+        "medfee_sumamt",
+        "hifp_pay",
+        "fund_pay_sumamt",
+        "psn_part_amt",
+    ),
+    optional=(
+        "mdtrt_id",
+        "certno",
+        "fulamt_ownpay_amt",
+        "overlmt_selfpay",
+        "preselfpay_amt",
+        "inscp_scp_amt",
+        "hifmi_pay",
+        "hifob_pay",
+        "maf_pay",
+        "oth_pay",
+        "hosp_part_amt",
+        "acct_pay",
+        "psn_cash_pay",
+        "insu_admdvs",
+        "refd_setl_flag",
+        "init_setl_id",
+        "vali_flag",
+    ),
+    # The central settlement table setl_d spells some columns differently.
+    aliases=(
+        ("psn_pay", "psn_part_amt"),
+        ("cash_payamt", "psn_cash_pay"),
+        ("othfund_pay", "oth_pay"),
+        ("inscp_amt", "inscp_scp_amt"),
+    ),
+    money=(
+        "medfee_sumamt",
+        "fulamt_ownpay_amt",
+        "overlmt_selfpay",
+        "preselfpay_amt",
+        "inscp_scp_amt",
+        "hifp_pay",
+        "hifmi_pay",
+        "hifob_pay",
+        "maf_pay",
+        "oth_pay",
+        "fund_pay_sumamt",
+        "psn_part_amt",
+        "hosp_part_amt",
+        "acct_pay",
+        "psn_cash_pay",
+    ),
+)
+PERSONS = FileSpec(
+    kind="persons",
+    required=("psn_no", "hh_id", "insuplc_admdvs"),
+    optional=("certno", "psn_name", "gend", "brdy", "insutype", "rural"),
+)
+IDENTITIES = FileSpec(
+    kind="identities",
+    required=("begin_date",),
+    optional=("certno", "psn_no", "identity", "psn_idet_type", "end_date", "source_dept"),
+)
+INCOME = FileSpec(
+    kind="income",
+    required=("admdvs", "year", "scope", "amount", "published_on"),
+    money=("amount",),
+)
+
+_MONTH_DIR = re.compile(r"^\d{4}-\d{2}$")
+_DATE_TOKEN = re.compile(r"(?<!\d)(20\d{2})[-_]?(0[1-9]|1[0-2])(?:[-_]?([0-3]\d))?(?!\d)")
+
+
+@dataclass
+class IngestReport:
+    """What was read this run, for the ledger and the console."""
+
+    settlement_files: list[dict] = field(default_factory=list)
+    reference_files: list[dict] = field(default_factory=list)
+    reread_months: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- settlements
+
+
+def export_folders(landing: Path, month: Month) -> dict[str, list[Path]]:
+    """Settlement export folders up to ``month`` (inclusive) → their data files."""
+    root = landing / "settlements"
+    out: dict[str, list[Path]] = {}
+    if root.is_dir():
+        for d in sorted(root.iterdir()):
+            if d.is_dir() and _MONTH_DIR.match(d.name) and d.name <= str(month):
+                out[d.name] = list_files(d)
+    return out
+
+
+def ingest_settlements(
+    con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
+) -> None:
+    """(Re)read every export folder up to ``month`` whose files changed since last read."""
+    folders = export_folders(landing, month)
+    if not folders.get(str(month)):
+        raise PovwatchError(
+            f"{landing / 'settlements' / str(month)}: no settlement export for {month} "
+            "(the folder is missing or empty)"
+        )
+    known: dict[str, set[tuple[str, str]]] = {}
+    for export_month, source_file, digest in con.execute(
+        "select export_month, source_file, sha256 from ingested_files where export_month <= ?",
+        [str(month)],
+    ).fetchall():
+        known.setdefault(export_month, set()).add((source_file, digest))
+    for gone in sorted(set(known) - set(folders)):
+        _forget_export(con, gone)
+    for export_month, files in folders.items():
+        current = {(f.relative_to(landing).as_posix(), sha256_of(f)) for f in files}
+        if known.get(export_month) == current:
+            continue
+        _forget_export(con, export_month)
+        report.reread_months.append(export_month)
+        for path in files:
+            result = read_file(path, SETTLEMENTS, landing)
+            _insert_raw(con, export_month, result)
+            con.execute(
+                "insert into ingested_files values (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    export_month,
+                    result.rel,
+                    result.sha256,
+                    result.bytes,
+                    result.format,
+                    result.encoding,
+                    result.rows,
+                ],
+            )
+
+
+def _forget_export(con: duckdb.DuckDBPyConnection, export_month: str) -> None:
+    for table in ("raw_settlements", "ingested_files", "stg_settlements"):
+        con.execute(f"delete from {table} where export_month = ?", [export_month])
+
+
+def _insert_raw(con: duckdb.DuckDBPyConnection, export_month: str, result: ReadResult) -> None:
+    frame = result.frame.with_columns(
+        pl.lit(export_month).alias("export_month"), pl.lit(result.rel).alias("source_file")
+    )
+    con.register("raw_batch", frame.to_arrow())
+    try:
+        con.execute("insert into raw_settlements by name select * from raw_batch")
+    finally:
+        con.unregister("raw_batch")
+
+
+def classify_settlements(con: duckdb.DuckDBPyConnection, month: Month) -> None:
+    """Re-derive the staged layer for every export month up to ``month``."""
+    con.execute("delete from stg_settlements where export_month <= ?", [str(month)])
+    con.execute(sql("staging/stg_settlements"), {"month": str(month)})
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+def _snapshot_month(rel: str) -> str | None:
+    """A registry snapshot's month, from a YYYY-MM folder or a date in its file name."""
+    matches = list(_DATE_TOKEN.finditer(rel))
+    return f"{matches[-1].group(1)}-{matches[-1].group(2)}" if matches else None
+
+
+def _reference_files(landing: Path, kind_dir: str) -> list[Path]:
+    return list_files(landing / kind_dir)
+
+
+def load_reference(
+    con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
+) -> None:
+    """Replace the reference tables with the snapshots in force for ``month``."""
+    for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
+        con.execute(f"delete from {table}")
+    _load_persons(con, landing, month, report)
+    _load_identities(con, landing, report)
+    _load_income(con, landing, report)
+
+
+def _record_ref(con, report: IngestReport, kind: str, result: ReadResult, rejected: int) -> None:
+    con.execute(
+        "insert into ref_files values (?, ?, ?, ?, ?)",
+        [kind, result.rel, result.sha256, result.rows, rejected],
+    )
+    report.reference_files.append(
+        {
+            "kind": kind,
+            "file": result.rel,
+            "sha256": result.sha256,
+            "rows": result.rows,
+            "rejected": rejected,
+        }
+    )
+
+
+def _reject(con, kind: str, result: ReadResult, bad: pl.DataFrame) -> int:
+    """Store rejected reference rows (source_row, reason, reason_column) and count them."""
+    if bad.height:
+        frame = bad.select(
+            pl.lit(kind).alias("kind"),
+            pl.lit(result.rel).alias("source_file"),
+            "source_row",
+            "reason",
+            "reason_column",
+        )
+        con.register("rej_batch", frame.to_arrow())
+        con.execute("insert into ref_rejects by name select * from rej_batch")
+        con.unregister("rej_batch")
+    return bad.height
+
+
+def _first_failure(checks: list[tuple[pl.Expr, str, str]]) -> tuple[pl.Expr, pl.Expr]:
+    reason = pl.lit(None, dtype=pl.String)
+    column = pl.lit(None, dtype=pl.String)
+    for cond, code, col in reversed(checks):
+        reason = pl.when(cond).then(pl.lit(code)).otherwise(reason)
+        column = pl.when(cond).then(pl.lit(col)).otherwise(column)
+    return reason.alias("reason"), column.alias("reason_column")
+
+
+def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> None:
+    files = _reference_files(landing, "persons")
+    if not files:
+        raise PovwatchError(f"{landing / 'persons'}: no insured-person registry file")
+    usable = []
+    for path in files:
+        rel = path.relative_to(landing).as_posix()
+        snap = _snapshot_month(rel)
+        if snap is not None and snap > str(month):
+            continue  # a snapshot taken after the month: not yet in force
+        usable.append((snap or "", rel, path))
+    if not usable:
+        raise PovwatchError(f"{landing / 'persons'}: no registry snapshot dated {month} or earlier")
+    frames = []
+    for order, (_, _, path) in enumerate(sorted(usable)):
+        result = read_file(path, PERSONS, landing)
+        reason, column = _first_failure(
+            [
+                (pl.col("psn_no").is_null(), "missing_value", "psn_no"),
+                (pl.col("hh_id").is_null(), "missing_value", "hh_id"),
+                (pl.col("insuplc_admdvs").is_null(), "missing_value", "insuplc_admdvs"),
+                (~pl.col("insuplc_admdvs").str.contains(r"^\d{6}$"), "bad_code", "insuplc_admdvs"),
+                (
+                    pl.col("rural").is_not_null() & ~pl.col("rural").is_in(["0", "1"]),
+                    "bad_flag",
+                    "rural",
+                ),
+            ]
+        )
+        checked = result.frame.with_columns(reason, column)
+        rejected = _reject(con, "persons", result, checked.filter(pl.col("reason").is_not_null()))
+        _record_ref(con, report, "persons", result, rejected)
+        frames.append(
+            checked.filter(pl.col("reason").is_null()).with_columns(
+                pl.lit(order).alias("_order"), pl.lit(result.rel).alias("source_file")
+            )
+        )
+    persons = (
+        pl.concat(frames)
+        .sort(["_order", "source_row"])
+        .unique(subset=["psn_no"], keep="last", maintain_order=True)
+        .sort("psn_no")
+        .with_columns(pl.col("rural").cast(pl.Int32))
+        .drop("_order", "reason", "reason_column")
+    )
+    con.register("persons_batch", persons.to_arrow())
+    con.execute("insert into ref_persons by name select * from persons_batch")
+    con.unregister("persons_batch")
+
+
+def identity_code_map() -> dict[str, str]:
+    path = Path(os.environ.get("POVWATCH_IDENTITY_CODES") or "")
+    if not path.is_file():
+        path = resource_dir("policies") / "codes" / "identity_codes.yaml"
+    mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    bad = {k: v for k, v in mapping.items() if v not in IDENTITY_CODES}
+    if bad:
+        code, value = next(iter(bad.items()))
+        raise PovwatchError(f"{path}: code {code} maps to unknown identity {value!r}")
+    return {str(k): v for k, v in mapping.items()}
+
+
+def _load_identities(con, landing: Path, report: IngestReport) -> None:
+    codes = identity_code_map()
+    mapping = pl.DataFrame(
+        {"_code": list(codes), "_mapped": list(codes.values())},
+        schema={"_code": pl.String, "_mapped": pl.String},
+    )
+    people = con.sql("select psn_no, certno from ref_persons").pl()
+    by_cert = people.filter(pl.col("certno").is_not_null()).unique("certno", keep="first")
+    for path in _reference_files(landing, "identities"):
+        result = read_file(path, IDENTITIES, landing)
+        if result.frame["identity"].null_count() == result.rows and "psn_idet_type" not in (
+            result.frame.columns
+        ):
+            raise PovwatchError(f"{result.rel}: required column 'identity' is missing")
+        if "certno" not in result.frame.columns and "psn_no" not in result.frame.columns:
+            raise PovwatchError(f"{result.rel}: required column 'certno' (or 'psn_no') is missing")
+        frame = (
+            result.frame.join(mapping, left_on="psn_idet_type", right_on="_code", how="left")
+            .with_columns(pl.coalesce("identity", "_mapped").alias("identity"))
+            .join(
+                by_cert.select(pl.col("certno"), pl.col("psn_no").alias("_by_cert")),
+                on="certno",
+                how="left",
+            )
+            .with_columns(
+                pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
+                pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
+                pl.col("end_date").str.to_date(strict=False).alias("_end"),
+            )
+        )
+        reason, column = _first_failure(
+            [
+                (pl.col("identity").is_null(), "missing_value", "identity"),
+                (~pl.col("identity").is_in(list(IDENTITY_CODES)), "unknown_identity", "identity"),
+                (
+                    pl.col("certno").is_null() & pl.col("psn_no").is_null(),
+                    "missing_value",
+                    "certno",
+                ),
+                (pl.col("psn_no").is_null(), "unknown_person", "certno"),
+                (~pl.col("psn_no").is_in(people["psn_no"].implode()), "unknown_person", "psn_no"),
+                (pl.col("_begin").is_null(), "bad_date", "begin_date"),
+                (
+                    pl.col("end_date").is_not_null() & pl.col("_end").is_null(),
+                    "bad_date",
+                    "end_date",
+                ),
+                (pl.col("_end") < pl.col("_begin"), "bad_date", "end_date"),
+            ]
+        )
+        checked = frame.with_columns(reason, column)
+        rejected = _reject(
+            con, "identities", result, checked.filter(pl.col("reason").is_not_null())
+        )
+        _record_ref(con, report, "identities", result, rejected)
+        good = checked.filter(pl.col("reason").is_null()).select(
+            "psn_no",
+            "identity",
+            pl.col("_begin").alias("begin_date"),
+            pl.col("_end").alias("end_date"),
+            "source_dept",
+            pl.lit(result.rel).alias("source_file"),
+            "source_row",
+        )
+        con.register("ident_batch", good.to_arrow())
+        con.execute("insert into ref_identities by name select * from ident_batch")
+        con.unregister("ident_batch")
+
+
+def _load_income(con, landing: Path, report: IngestReport) -> None:
+    files = _reference_files(landing, "reference")
+    if not files:
+        raise PovwatchError(f"{landing / 'reference'}: no reference income file (income.csv)")
+    for path in files:
+        result = read_file(path, INCOME, landing)
+        con.register("income_batch", result.frame.to_arrow())
+        checked = con.sql(
+            """
+            select source_row, admdvs, scope,
+                   try_cast(year as integer) as year,
+                   to_fen(amount) as amount_fen,
+                   to_date(published_on) as published_on,
+                   case
+                       when admdvs is null or not regexp_full_match(admdvs, '[0-9]{6}')
+                           then ['bad_code', 'admdvs']
+                       when try_cast(year as integer) is null then ['bad_value', 'year']
+                       when scope is null or scope not in ('all', 'urban', 'rural')
+                           then ['bad_code', 'scope']
+                       when to_fen(amount) is null or to_fen(amount) <= 0
+                           then ['bad_amount', 'amount']
+                       when to_date(published_on) is null then ['bad_date', 'published_on']
+                   end as check_result
+            from income_batch
+            """
+        ).pl()
+        con.unregister("income_batch")
+        checked = checked.with_columns(
+            pl.col("check_result").list.get(0).alias("reason"),
+            pl.col("check_result").list.get(1).alias("reason_column"),
+        )
+        rejected = _reject(con, "income", result, checked.filter(pl.col("reason").is_not_null()))
+        _record_ref(con, report, "income", result, rejected)
+        good = checked.filter(pl.col("reason").is_null()).select(
+            "admdvs",
+            "year",
+            "scope",
+            "amount_fen",
+            "published_on",
+            pl.lit(result.rel).alias("source_file"),
+            "source_row",
+        )
+        con.register("income_good", good.to_arrow())
+        con.execute("insert into ref_income by name select * from income_good")
+        con.unregister("income_good")

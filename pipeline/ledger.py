@@ -1,0 +1,63 @@
+"""The run ledger, as people read it: `povwatch status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.months import Month
+from pipeline.warehouse import connect
+
+
+def _yuan(fen: int | None) -> str:
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def status_text(db: Path, month: Month | None = None) -> str:
+    con = connect(db, read_only=True)
+    try:
+        where, params = ("where month = ?", [str(month)]) if month else ("", [])
+        runs = con.execute(
+            f"""
+            select run_id, month, outcome, started_at, finished_at, warnings, message
+            from run_ledger {where} order by started_at, run_id
+            """,  # noqa: S608 - fixed clause, value bound
+            params,
+        ).fetchall()
+        lines = []
+        if not runs:
+            return f"no runs{f' for {month}' if month else ''} in {db}\n"
+        for run_id, m, outcome, started, finished, n, message in runs:
+            took = f"{(finished - started).total_seconds():.1f} s" if finished else "-"
+            lines.append(
+                f"{m}  {outcome:<7}  {run_id}  started {started:%Y-%m-%d %H:%M:%S} UTC  {took}"
+                + (f"  warnings {n}" if n is not None else "")
+                + (f"  — {message}" if message else "")
+            )
+        last = runs[-1][0] if month else None
+        if last:
+            files = con.execute(
+                """
+                select export_month, source_file, rows_read, loaded, duplicate, skipped,
+                       quarantined, medfee_read_fen, medfee_loaded_fen, burden_loaded_fen
+                from ledger_files where run_id = ? order by export_month, source_file
+                """,
+                [last],
+            ).fetchall()
+            if files:
+                lines.append("")
+                lines.append(
+                    "export   file  read = loaded + duplicate + skipped + quarantined  "
+                    "medfee read / loaded (yuan)  burden loaded (yuan)"
+                )
+                for em, f, r, lo, d, s, q, mr, ml, bl in files:
+                    ok = "ok" if r == lo + d + s + q else "MISMATCH"
+                    lines.append(
+                        f"{em}  {f}  {r} = {lo} + {d} + {s} + {q} [{ok}]  "
+                        f"{_yuan(mr)} / {_yuan(ml)}  {_yuan(bl)}"
+                    )
+        return "\n".join(lines) + "\n"
+    finally:
+        con.close()

@@ -1,0 +1,267 @@
+"""Read one landing file of any delivered shape into a frame of text columns.
+
+CSV (UTF-8, UTF-8 with BOM, GB18030), Parquet and XLSX all come out the same way: canonical
+lower-case column names (platform aliases mapped), every value as text, money rendered with
+at most two decimals, date-times as ``YYYY-MM-DD HH:MM:SS``, and ``source_row`` numbered as
+a spreadsheet shows the file (the header is row 1). Interpreting the text is staging's job.
+A file that cannot be used at all raises :class:`PovwatchError` naming file and reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.errors import PovwatchError
+
+SUPPORTED = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
+_HEADER_SEARCH_ROWS = 20
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """What a kind of landing file must and may hold."""
+
+    kind: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    money: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    path: Path
+    rel: str
+    format: str
+    encoding: str | None
+    sha256: str
+    bytes: int
+    frame: pl.DataFrame  # source_row + every column of the spec (text, null when absent)
+    extra_columns: tuple[str, ...]
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_files(folder: Path) -> list[Path]:
+    """Data files of a folder (recursively), sorted; hidden and temp files are ignored."""
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_file(path: Path, spec: FileSpec, landing: Path) -> ReadResult:
+    rel = path.relative_to(landing).as_posix() if path.is_relative_to(landing) else str(path)
+    fmt = SUPPORTED.get(path.suffix.lower())
+    if fmt is None:
+        raise PovwatchError(
+            f"{rel}: unsupported file type {path.suffix or '(none)'!r} "
+            "(expected .csv, .parquet or .xlsx)"
+        )
+    size = path.stat().st_size
+    if size == 0:
+        raise PovwatchError(f"{rel}: the file is empty (0 bytes)")
+    encoding = None
+    if fmt == "csv":
+        frame, encoding, header_row = _read_csv(path, rel)
+    elif fmt == "parquet":
+        frame, header_row = _read_parquet(path, rel), 1
+    else:
+        frame, header_row = _read_xlsx(path, rel, spec)
+    frame, extra = _conform(frame, spec, rel, header_row)
+    return ReadResult(
+        path=path,
+        rel=rel,
+        format=fmt,
+        encoding=encoding,
+        sha256=sha256_of(path),
+        bytes=size,
+        frame=frame,
+        extra_columns=extra,
+    )
+
+
+def _decode(data: bytes, rel: str) -> tuple[str, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            _raise_encoding(data, exc, rel, 3)
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as exc:
+        _raise_encoding(data, exc, rel, 0)
+    raise AssertionError("unreachable")
+
+
+def _raise_encoding(data: bytes, exc: UnicodeDecodeError, rel: str, offset: int) -> None:
+    pos = exc.start + offset
+    row = data.count(b"\n", 0, pos) + 1
+    raise PovwatchError(
+        f"{rel} row {row}: unknown text encoding (byte 0x{data[pos]:02x} at offset {pos} "
+        "is neither UTF-8 nor GB18030)"
+    ) from None
+
+
+def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str, int]:
+    text, encoding = _decode(path.read_bytes(), rel)
+    if not text.strip():
+        raise PovwatchError(f"{rel}: the file has no header row")
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            infer_schema=False,
+            raise_if_empty=False,
+            quote_char='"',
+        )
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PovwatchError(f"{rel}: not a readable CSV file ({first})") from None
+    return frame, encoding, 1
+
+
+def _read_parquet(path: Path, rel: str) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars/pyarrow raise several types for damaged files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PovwatchError(f"{rel}: not a readable Parquet file ({first})") from None
+    return frame.with_columns(_as_text(name, dtype) for name, dtype in frame.schema.items())
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+        return col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name)
+    if dtype == pl.Date:
+        return col.dt.strftime("%Y-%m-%d").alias(name)
+    return col.cast(pl.String).alias(name)
+
+
+def _float_money_text(value: pl.Expr) -> pl.Expr:
+    """Money text → exact two-decimal text, when it is a whole number of fen.
+
+    Spreadsheets and some Parquet writers store money as binary floats (918.17 arrives as
+    918.1699999…); a value within 1e-4 fen of a whole fen is that fen. Anything else (more
+    precision than a fen, too large, not a number) stays as delivered, so staging quarantines
+    it rather than rounding it silently.
+    """
+    fen_f = (value * 100).round(0)
+    exact = (value * 100 - fen_f).abs() < 1e-4
+    fen = pl.when(exact & (fen_f.abs() < 1e15)).then(fen_f).otherwise(None).cast(pl.Int64)
+    sign = pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    text = pl.concat_str(
+        sign,
+        (fen.abs() // 100).cast(pl.String),
+        pl.lit("."),
+        (fen.abs() % 100).cast(pl.String).str.zfill(2),
+    )
+    return pl.when(fen.is_not_null()).then(text)
+
+
+def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]:
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        sheet = reader.load_sheet(0, header_row=None, dtypes="string")
+        grid = sheet.to_polars()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PovwatchError(f"{rel}: not a readable XLSX file ({first})") from None
+    if grid.height == 0:
+        raise PovwatchError(f"{rel}: the sheet is empty")
+    # A title row may stand above the header: the header is the first row naming the
+    # required columns (checked in _conform), or the first non-empty row.
+    aliases = dict(spec.aliases)
+    header_idx = None
+    first_nonempty = None
+    for i, row in enumerate(grid.head(_HEADER_SEARCH_ROWS).iter_rows()):
+        cells = [_norm_name(c, aliases) for c in row if c is not None and str(c).strip()]
+        if not cells:
+            continue
+        if first_nonempty is None:
+            first_nonempty = i
+        if all(r in cells for r in spec.required):
+            header_idx = i
+            break
+    if header_idx is None:
+        header_idx = first_nonempty if first_nonempty is not None else 0
+    header = [str(c).strip() if c is not None else "" for c in grid.row(header_idx)]
+    body = grid.slice(header_idx + 1)
+    names = []
+    for j, name in enumerate(header):
+        names.append(name if name else f"__blank_{j}")
+    body = body.rename(dict(zip(body.columns, names, strict=True)))
+    body = body.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
+    return body, header_idx + 1
+
+
+def _norm_name(name: object, aliases: dict[str, str]) -> str:
+    key = str(name).strip().strip('"').strip("\ufeff").strip().lower()
+    return aliases.get(key, key)
+
+
+def _conform(
+    frame: pl.DataFrame, spec: FileSpec, rel: str, header_row: int
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    aliases = dict(spec.aliases)
+    renamed: dict[str, str] = {}
+    seen: set[str] = set()
+    canonical_present = {_norm_name(c, {}) for c in frame.columns}
+    for col in frame.columns:
+        key = _norm_name(col, {})
+        target = aliases.get(key, key)
+        if key != target and target in canonical_present:
+            continue  # both spellings delivered: the contract's own name wins
+        if target in seen:
+            continue
+        seen.add(target)
+        renamed[col] = target
+    missing = [c for c in spec.required if c not in seen]
+    if missing:
+        raise PovwatchError(
+            f"{rel}: required column {missing[0]!r} is missing"
+            + (f" (also {', '.join(missing[1:])})" if missing[1:] else "")
+        )
+    frame = frame.select([pl.col(src).alias(dst) for src, dst in renamed.items()])
+    extra = tuple(c for c in frame.columns if c not in spec.columns and not c.startswith("__"))
+    frame = frame.with_columns(pl.all().cast(pl.String))
+    exprs = []
+    for col in spec.columns:
+        if col not in frame.columns:
+            exprs.append(pl.lit(None, dtype=pl.String).alias(col))
+            continue
+        e = pl.col(col).str.strip_chars()
+        e = pl.when(e == "").then(None).otherwise(e)
+        if col in spec.money:
+            as_float = e.cast(pl.Float64, strict=False)
+            e = pl.coalesce(_float_money_text(as_float), e)
+        exprs.append(e.alias(col))
+    out = frame.select(
+        (pl.int_range(pl.len(), dtype=pl.Int32) + header_row + 1).alias("source_row"), *exprs
+    )
+    return out, extra

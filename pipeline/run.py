@@ -1,0 +1,375 @@
+"""The composition root: one monthly run, the same from the CLI, Airflow and tests.
+
+Ingest → stage → burden → warnings → reports → ledger, all inside one DuckDB transaction: a
+failure leaves the warehouse as it was (a ``failed`` ledger row is written afterwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+
+from pipeline import __version__
+from pipeline.burden import burden_as_of, burden_history, loaded_rows
+from pipeline.errors import PovwatchError
+from pipeline.ingest import (
+    IngestReport,
+    classify_settlements,
+    ingest_settlements,
+    load_reference,
+)
+from pipeline.months import Month
+from pipeline.policy import PolicySet
+from pipeline.report import write_reports
+from pipeline.rules import flag, identities_by_month, resolve_rules, route, route_table
+from pipeline.settings import Settings
+from pipeline.warehouse import connect, transaction
+
+WARNING_COLUMNS = [
+    "month",
+    "psn_no",
+    "hh_id",
+    "admdvs",
+    "warning_type",
+    "rule_id",
+    "burden_ytd_fen",
+    "threshold_fen",
+    "first_month",
+    "status",
+    "policy_id",
+    "policy_version",
+    "income_admdvs",
+    "income_year",
+    "income_scope",
+    "identities",
+]
+
+
+@dataclass
+class RunResult:
+    month: str
+    run_id: str
+    outcome: str
+    warnings: int
+    files: list[dict] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_month(
+    month: str | Month, settings: Settings, progress: Progress | None = None
+) -> RunResult:
+    """Run one month end to end. Raises PovwatchError (one line) on any unusable input."""
+    m = month if isinstance(month, Month) else Month.parse(month)
+    say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    policies = PolicySet.load(settings.policy_files)
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run_id = f"{m}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    t0 = time.perf_counter()
+    con = connect(settings.db)
+    try:
+        try:
+            with transaction(con):
+                result = _run(con, m, settings, policies, run_id, started, say)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
+            _ledger_failure(con, run_id, m, started, message)
+            raise
+        result.seconds = round(time.perf_counter() - t0, 2)
+        say(f"[{m}] done in {result.seconds:.1f} s: {result.warnings} warnings")
+        return result
+    finally:
+        con.close()
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    m: Month,
+    settings: Settings,
+    policies: PolicySet,
+    run_id: str,
+    started: dt.datetime,
+    say: Progress,
+) -> RunResult:
+    report = IngestReport()
+    say(f"[{m}] reading reference data from {settings.landing}")
+    load_reference(con, settings.landing, m, report)
+    months = Month(m.year, 1).through(m)
+    registry = con.sql(
+        """
+        select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural, psn_name, certno,
+               source_file, source_row
+        from ref_persons
+        """
+    ).pl()
+    income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
+    # Every region in the registry must have a complete policy and its income in force,
+    # before any settlement is read: a bad reference stops the month, nothing is written.
+    first_seen = (
+        registry.sort("source_file", "source_row")
+        .unique("admdvs", keep="first")
+        .select(
+            "admdvs",
+            pl.format("{} row {} column insuplc_admdvs", "source_file", "source_row").alias("w"),
+        )
+    )
+    where = dict(first_seen.iter_rows())
+    regions_months = first_seen.select("admdvs").join(
+        pl.DataFrame({"m": [str(x) for x in months]}), how="cross"
+    )
+    rules = resolve_rules(policies, regions_months, income, where)
+
+    say(f"[{m}] ingesting settlement exports up to {m}")
+    ingest_settlements(con, settings.landing, m, report)
+    classify_settlements(con, m)
+    files = _reconcile(con, m)
+    for f in files:
+        if f["export_month"] == str(m) or f["export_month"] in report.reread_months:
+            say(
+                f"[{m}] {f['source_file']}: read {f['rows_read']} = loaded {f['loaded']} + "
+                f"duplicate {f['duplicate']} + skipped {f['skipped']} + "
+                f"quarantined {f['quarantined']}"
+            )
+
+    say(f"[{m}] computing burden and warnings")
+    warnings = compute_warnings(con, m, registry, rules)
+    con.execute("delete from mart_warnings where month = ?", [str(m)])
+    con.execute("delete from mart_warning_routes where month = ?", [str(m)])
+    if warnings.height:
+        con.register("w_batch", warnings.select(WARNING_COLUMNS).to_arrow())
+        con.execute("insert into mart_warnings by name select * from w_batch")
+        con.unregister("w_batch")
+    routed = route(
+        warnings.with_columns(
+            pl.col("identities")
+            .str.split(",")
+            .list.eval(pl.element().filter(pl.element() != ""))
+            .alias("identities_list")
+        ),
+        route_table(policies),
+    )
+    if routed.height:
+        con.register("r_batch", routed.select("month", "psn_no", "warning_type", "department"))
+        con.execute("insert into mart_warning_routes by name select * from r_batch")
+        con.unregister("r_batch")
+
+    say(f"[{m}] writing reports to {settings.outbox / str(m)}")
+    reports = write_reports(_report_frame(routed, registry, warnings), str(m), settings.outbox)
+
+    _ledger_success(con, run_id, m, started, policies, rules, report, files, warnings.height)
+    return RunResult(
+        month=str(m),
+        run_id=run_id,
+        outcome="success",
+        warnings=warnings.height,
+        files=files,
+        reports=[str(p) for p in reports],
+    )
+
+
+def compute_warnings(
+    con: duckdb.DuckDBPyConnection, m: Month, registry: pl.DataFrame, rules: pl.DataFrame
+) -> pl.DataFrame:
+    """The month's warnings: one row per person and warning type, sorted by psn_no."""
+    months = Month(m.year, 1).through(m)
+    rows = loaded_rows(con, m)
+    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural")
+    now = flag(burden_as_of(rows, m), people, identities_by_month(identities, [m]), rules)
+    if now.height == 0:
+        return pl.DataFrame(schema=_warning_schema())
+    # first_month: replay the months of the year for the persons warned now.
+    history = flag(
+        burden_history(rows, now["psn_no"], m),
+        people,
+        identities_by_month(
+            identities.filter(pl.col("psn_no").is_in(now["psn_no"].implode())), months
+        ),
+        rules,
+    )
+    first = history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
+    return (
+        now.join(first, on=["psn_no", "warning_type"], how="left")
+        .with_columns(
+            pl.lit(str(m)).alias("month"),
+            pl.when(pl.col("first_month") == str(m))
+            .then(pl.lit("new"))
+            .otherwise(pl.lit("continuing"))
+            .alias("status"),
+            pl.col("identities").list.join(",").alias("identities"),
+        )
+        .select(*WARNING_COLUMNS, "rural", "insutype")
+        .sort("psn_no", "warning_type")
+    )
+
+
+def _warning_schema() -> dict:
+    return {
+        "month": pl.String,
+        "psn_no": pl.String,
+        "hh_id": pl.String,
+        "admdvs": pl.String,
+        "warning_type": pl.String,
+        "rule_id": pl.String,
+        "burden_ytd_fen": pl.Int64,
+        "threshold_fen": pl.Int64,
+        "first_month": pl.String,
+        "status": pl.String,
+        "policy_id": pl.String,
+        "policy_version": pl.String,
+        "income_admdvs": pl.String,
+        "income_year": pl.Int32,
+        "income_scope": pl.String,
+        "identities": pl.String,
+        "rural": pl.Int32,
+        "insutype": pl.String,
+    }
+
+
+def _report_frame(routed: pl.DataFrame, registry: pl.DataFrame, warnings: pl.DataFrame):
+    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int32).alias("hh_size"))
+    hh_warned = warnings.group_by("hh_id").agg(
+        pl.col("psn_no").n_unique().cast(pl.Int32).alias("hh_warned")
+    )
+    return (
+        routed.join(registry.select("psn_no", "psn_name", "certno"), on="psn_no", how="left")
+        .join(hh_size, on="hh_id", how="left")
+        .join(hh_warned, on="hh_id", how="left")
+        .with_columns(pl.col("rural").cast(pl.Int8))
+        .select(
+            "month",
+            "psn_no",
+            "hh_id",
+            "admdvs",
+            "warning_type",
+            "rule_id",
+            "burden_ytd_fen",
+            "threshold_fen",
+            "first_month",
+            "status",
+            "department",
+            "psn_name",
+            "certno",
+            "identities",
+            "insutype",
+            "rural",
+            "hh_size",
+            "hh_warned",
+        )
+    )
+
+
+def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
+    """Per file: rows read = loaded + duplicate + skipped + quarantined, and money totals."""
+    frame = con.sql(
+        """
+        select f.export_month, f.source_file, f.sha256, f.rows_read,
+               count(s.source_row) as staged,
+               count(*) filter (where s.status = 'loaded') as loaded,
+               count(*) filter (where s.status = 'duplicate') as duplicate,
+               count(*) filter (where s.status = 'skipped') as skipped,
+               count(*) filter (where s.status = 'quarantined') as quarantined,
+               coalesce(sum(s.medfee_sumamt), 0) as medfee_read_fen,
+               coalesce(sum(s.medfee_sumamt) filter (where s.status = 'loaded'), 0)
+                   as medfee_loaded_fen,
+               coalesce(sum(s.psn_part_amt + s.maf_pay) filter (where s.status = 'loaded'), 0)
+                   as burden_loaded_fen
+        from ingested_files f
+        left join stg_settlements s using (export_month, source_file)
+        where f.export_month <= ?
+        group by all
+        order by f.export_month, f.source_file
+        """,
+        params=[str(m)],
+    ).pl()
+    bad = frame.filter(
+        (pl.col("staged") != pl.col("rows_read"))
+        | (
+            pl.col("loaded") + pl.col("duplicate") + pl.col("skipped") + pl.col("quarantined")
+            != pl.col("rows_read")
+        )
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise PovwatchError(
+            f"{row['source_file']}: reconciliation failed: read {row['rows_read']} rows but "
+            f"staged {row['staged']}"
+        )
+    return frame.drop("staged").to_dicts()
+
+
+def _ledger_success(con, run_id, m, started, policies, rules, report, files, n_warnings) -> None:
+    used = sorted({(r["policy_id"], r["policy_version"]) for r in rules.iter_rows(named=True)})
+    policy_info = [
+        {
+            "policy_id": lp.policy.policy_id,
+            "file": lp.path.name,
+            "sha256": lp.sha256,
+            "versions_used": [v for p, v in used if p == lp.policy.policy_id],
+        }
+        for lp in policies.loaded
+        if any(p == lp.policy.policy_id for p, _ in used)
+    ]
+    reference = (
+        rules.select(
+            "m", "income_admdvs", "income_scope", "income_year", "rule_id", "threshold_fen"
+        )
+        .unique()
+        .sort("m", "rule_id", "income_admdvs")
+        .to_dicts()
+    )
+    con.execute(
+        """
+        insert into run_ledger values (?, ?, ?, ?, 'success', ?, ?, ?, ?, ?, null)
+        """,
+        [
+            run_id,
+            str(m),
+            started,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            __version__,
+            json.dumps(policy_info, ensure_ascii=False),
+            json.dumps(reference, ensure_ascii=False),
+            json.dumps(report.reference_files, ensure_ascii=False),
+            n_warnings,
+        ],
+    )
+    if files:
+        frame = pl.DataFrame(files).with_columns(
+            pl.lit(run_id).alias("run_id"), pl.lit(str(m)).alias("month")
+        )
+        con.register("lf_batch", frame.to_arrow())
+        con.execute("insert into ledger_files by name select * from lf_batch")
+        con.unregister("lf_batch")
+
+
+def _ledger_failure(con, run_id: str, m: Month, started: dt.datetime, message: str) -> None:
+    # Best effort: the error itself is what the user sees.
+    with contextlib.suppress(duckdb.Error):
+        con.execute(
+            "insert into run_ledger values (?, ?, ?, ?, 'failed', ?, null, null, null, null, ?)",
+            [
+                run_id,
+                str(m),
+                started,
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                __version__,
+                message,
+            ],
+        )

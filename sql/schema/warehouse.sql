@@ -1,0 +1,144 @@
+-- The warehouse: raw (as delivered, text), staged (typed, classified), reference snapshots,
+-- marts (warnings) and the run ledger. Idempotent: safe to run on every connection.
+-- Money is BIGINT fen everywhere past the raw layer.
+
+create table if not exists raw_settlements (
+    export_month varchar not null,      -- YYYY-MM folder the row arrived in
+    source_file varchar not null,       -- path relative to the landing folder
+    source_row integer not null,        -- row as a spreadsheet shows the file (header = 1)
+    setl_id varchar, mdtrt_id varchar, psn_no varchar, certno varchar, insutype varchar,
+    med_type varchar, setl_time varchar, medfee_sumamt varchar, fulamt_ownpay_amt varchar,
+    overlmt_selfpay varchar, preselfpay_amt varchar, inscp_scp_amt varchar, hifp_pay varchar,
+    hifmi_pay varchar, hifob_pay varchar, maf_pay varchar, oth_pay varchar,
+    fund_pay_sumamt varchar, psn_part_amt varchar, hosp_part_amt varchar, acct_pay varchar,
+    psn_cash_pay varchar, insu_admdvs varchar, refd_setl_flag varchar, init_setl_id varchar,
+    vali_flag varchar
+);
+
+create table if not exists stg_settlements (
+    export_month varchar not null,
+    source_file varchar not null,
+    source_row integer not null,
+    setl_id varchar,
+    psn_no varchar,
+    insutype varchar,
+    med_type varchar,
+    med_class varchar,                  -- outpatient_chronic | inpatient | outpatient | pharmacy | other
+    setl_time timestamp,
+    cost_year integer,                  -- year the cost counts in (a reversal: its original's)
+    medfee_sumamt bigint, fulamt_ownpay_amt bigint, overlmt_selfpay bigint,
+    preselfpay_amt bigint, inscp_scp_amt bigint, hifp_pay bigint, hifmi_pay bigint,
+    hifob_pay bigint, maf_pay bigint, oth_pay bigint, fund_pay_sumamt bigint,
+    psn_part_amt bigint, hosp_part_amt bigint,
+    refd_setl_flag integer,
+    init_setl_id varchar,
+    status varchar not null,            -- loaded | duplicate | skipped | quarantined
+    reason varchar,                     -- reason code when not loaded
+    reason_column varchar
+);
+
+create table if not exists ingested_files (
+    export_month varchar not null,
+    source_file varchar not null,
+    sha256 varchar not null,
+    bytes bigint not null,
+    format varchar not null,
+    encoding varchar,
+    rows_read bigint not null
+);
+
+create table if not exists ref_persons (
+    psn_no varchar, certno varchar, psn_name varchar, gend varchar, brdy varchar,
+    hh_id varchar, insuplc_admdvs varchar, insutype varchar, rural integer,
+    source_file varchar, source_row integer
+);
+
+create table if not exists ref_identities (
+    psn_no varchar, identity varchar, begin_date date, end_date date, source_dept varchar,
+    source_file varchar, source_row integer
+);
+
+create table if not exists ref_income (
+    admdvs varchar, year integer, scope varchar, amount_fen bigint, published_on date,
+    source_file varchar, source_row integer
+);
+
+create table if not exists mart_warnings (
+    month varchar not null,
+    psn_no varchar not null,
+    hh_id varchar,
+    admdvs varchar,
+    warning_type varchar not null,
+    rule_id varchar not null,
+    burden_ytd_fen bigint not null,
+    threshold_fen bigint not null,
+    first_month varchar not null,
+    status varchar not null,
+    policy_id varchar not null,
+    policy_version varchar not null,
+    income_admdvs varchar not null,
+    income_year integer not null,
+    income_scope varchar not null,
+    identities varchar not null
+);
+
+create table if not exists mart_warning_routes (
+    month varchar not null,
+    psn_no varchar not null,
+    warning_type varchar not null,
+    department varchar not null
+);
+
+create table if not exists run_ledger (
+    run_id varchar primary key,
+    month varchar not null,
+    started_at timestamp not null,
+    finished_at timestamp,
+    outcome varchar not null,           -- running | success | failed
+    code_version varchar not null,
+    policies varchar,                   -- JSON: policy files with sha256 and versions used
+    reference varchar,                  -- JSON: income figures in force
+    inputs varchar,                     -- JSON: registry / identity / income files with sha256
+    warnings bigint,
+    message varchar
+);
+
+create table if not exists ledger_files (
+    run_id varchar not null,
+    month varchar not null,
+    export_month varchar not null,
+    source_file varchar not null,
+    sha256 varchar not null,
+    rows_read bigint not null,
+    loaded bigint not null,
+    duplicate bigint not null,
+    skipped bigint not null,
+    quarantined bigint not null,
+    medfee_read_fen bigint,
+    medfee_loaded_fen bigint,
+    burden_loaded_fen bigint
+);
+
+create table if not exists ref_rejects (
+    kind varchar not null,              -- persons | identities | income
+    source_file varchar not null,
+    source_row integer not null,
+    reason varchar not null,
+    reason_column varchar
+);
+
+create table if not exists ref_files (
+    kind varchar not null,
+    source_file varchar not null,
+    sha256 varchar not null,
+    rows_read bigint not null,
+    rows_rejected bigint not null
+);
+
+-- Every row set aside, with its reason: settlements and reference rows alike.
+create or replace view quarantine as
+    select 'settlements' as kind, export_month, source_file, source_row, setl_id,
+           reason, reason_column
+    from stg_settlements where status = 'quarantined'
+    union all
+    select kind, null, source_file, source_row, null, reason, reason_column from ref_rejects;

@@ -1,0 +1,144 @@
+-- stg_settlements: one row per raw settlement row of the export months up to $month.
+-- Grain: (export_month, source_file, source_row). Types the text (money → fen) and
+-- classifies every row exactly once: loaded | duplicate | skipped | quarantined (with the
+-- reason code and column). Classification of an export month depends only on that month
+-- and earlier ones, so a re-run of an old month sees what was there then.
+insert into stg_settlements
+with
+
+src as (
+    select * from raw_settlements where export_month <= $month
+),
+
+typed as (
+    select
+        *,
+        to_ts(setl_time) as setl_ts,
+        to_fen(medfee_sumamt) as medfee_fen,
+        coalesce(to_fen(fulamt_ownpay_amt), 0) as fulamt_ownpay_fen,
+        coalesce(to_fen(overlmt_selfpay), 0) as overlmt_selfpay_fen,
+        coalesce(to_fen(preselfpay_amt), 0) as preselfpay_fen,
+        coalesce(to_fen(inscp_scp_amt), 0) as inscp_scp_fen,
+        to_fen(hifp_pay) as hifp_fen,
+        coalesce(to_fen(hifmi_pay), 0) as hifmi_fen,
+        coalesce(to_fen(hifob_pay), 0) as hifob_fen,
+        coalesce(to_fen(maf_pay), 0) as maf_fen,
+        coalesce(to_fen(oth_pay), 0) as oth_fen,
+        to_fen(fund_pay_sumamt) as fund_fen,
+        to_fen(psn_part_amt) as psn_part_fen,
+        coalesce(to_fen(hosp_part_amt), 0) as hosp_part_fen,
+        coalesce(to_flag(refd_setl_flag), 0) as refd_flag,
+        coalesce(to_flag(vali_flag), 1) as vali
+    from src
+),
+
+-- Row-level checks, first failing one wins. (reason, column)
+checked as (
+    select
+        typed.*,
+        case
+            when not flag_ok(vali_flag) then ['bad_flag', 'vali_flag']
+            when vali = 0 then ['vali_flag_0', 'vali_flag']
+            when setl_id is null then ['missing_value', 'setl_id']
+            when psn_no is null then ['missing_value', 'psn_no']
+            when insutype is null then ['missing_value', 'insutype']
+            when med_type is null then ['missing_value', 'med_type']
+            when setl_time is null then ['missing_value', 'setl_time']
+            when medfee_sumamt is null then ['missing_value', 'medfee_sumamt']
+            when hifp_pay is null then ['missing_value', 'hifp_pay']
+            when fund_pay_sumamt is null then ['missing_value', 'fund_pay_sumamt']
+            when psn_part_amt is null then ['missing_value', 'psn_part_amt']
+            when not regexp_full_match(insutype, '[0-9]{2,6}') then ['bad_code', 'insutype']
+            when not regexp_full_match(med_type, '[0-9]{2,6}') then ['bad_code', 'med_type']
+            when setl_ts is null then ['bad_time', 'setl_time']
+            when not money_ok(medfee_sumamt) then ['bad_amount', 'medfee_sumamt']
+            when not money_ok(fulamt_ownpay_amt) then ['bad_amount', 'fulamt_ownpay_amt']
+            when not money_ok(overlmt_selfpay) then ['bad_amount', 'overlmt_selfpay']
+            when not money_ok(preselfpay_amt) then ['bad_amount', 'preselfpay_amt']
+            when not money_ok(inscp_scp_amt) then ['bad_amount', 'inscp_scp_amt']
+            when not money_ok(hifp_pay) then ['bad_amount', 'hifp_pay']
+            when not money_ok(hifmi_pay) then ['bad_amount', 'hifmi_pay']
+            when not money_ok(hifob_pay) then ['bad_amount', 'hifob_pay']
+            when not money_ok(maf_pay) then ['bad_amount', 'maf_pay']
+            when not money_ok(oth_pay) then ['bad_amount', 'oth_pay']
+            when not money_ok(fund_pay_sumamt) then ['bad_amount', 'fund_pay_sumamt']
+            when not money_ok(psn_part_amt) then ['bad_amount', 'psn_part_amt']
+            when not money_ok(hosp_part_amt) then ['bad_amount', 'hosp_part_amt']
+            when not money_ok(acct_pay) then ['bad_amount', 'acct_pay']
+            when not money_ok(psn_cash_pay) then ['bad_amount', 'psn_cash_pay']
+            when not flag_ok(refd_setl_flag) then ['bad_flag', 'refd_setl_flag']
+            when setl_ts >= cast(strptime(export_month || '-01', '%Y-%m-%d') as date)
+                            + interval 1 month
+                then ['after_export_month', 'setl_time']
+            when certno is not null and not certno_ok(certno) then ['bad_certno', 'certno']
+            when psn_no not in (select psn_no from ref_persons) then ['unknown_psn', 'psn_no']
+            when abs(medfee_fen - fund_fen - hosp_part_fen - psn_part_fen) > 1
+                then ['amounts_mismatch', 'psn_part_amt']
+            when refd_flag = 0 and least(
+                    medfee_fen, hifp_fen, hifmi_fen, hifob_fen, maf_fen, oth_fen, fund_fen,
+                    psn_part_fen, hosp_part_fen) < 0
+                then ['negative_without_reversal', 'medfee_sumamt']
+            when refd_flag = 1 and init_setl_id is null then ['missing_value', 'init_setl_id']
+        end as check_result
+    from typed
+),
+
+-- The first arrival of a settlement id is the settlement; later arrivals are duplicates.
+ranked as (
+    select
+        *,
+        case when check_result is null then row_number() over (
+            partition by setl_id, check_result is null
+            order by export_month, source_file, source_row
+        ) end as arrival
+    from checked
+),
+
+originals as (
+    select setl_id, export_month, year(setl_ts) as cost_year
+    from ranked
+    where check_result is null and arrival = 1 and refd_flag = 0
+),
+
+final as (
+    select
+        r.export_month,
+        r.source_file,
+        r.source_row,
+        r.setl_id,
+        r.psn_no,
+        r.insutype,
+        r.med_type,
+        med_class(r.med_type) as med_class,
+        r.setl_ts as setl_time,
+        case when r.refd_flag = 1 then o.cost_year else year(r.setl_ts) end as cost_year,
+        r.medfee_fen, r.fulamt_ownpay_fen, r.overlmt_selfpay_fen, r.preselfpay_fen,
+        r.inscp_scp_fen, r.hifp_fen, r.hifmi_fen, r.hifob_fen, r.maf_fen, r.oth_fen,
+        r.fund_fen, r.psn_part_fen, r.hosp_part_fen,
+        r.refd_flag,
+        r.init_setl_id,
+        case
+            when r.check_result[1] = 'vali_flag_0' then 'skipped'
+            when r.check_result is not null then 'quarantined'
+            when r.arrival > 1 then 'duplicate'
+            when r.refd_flag = 1 and o.setl_id is null then 'quarantined'
+            else 'loaded'
+        end as status,
+        case
+            when r.check_result is not null then r.check_result[1]
+            when r.arrival > 1 then 'duplicate_setl_id'
+            when r.refd_flag = 1 and o.setl_id is null then 'unknown_original'
+        end as reason,
+        case
+            when r.check_result is not null then r.check_result[2]
+            when r.arrival > 1 then 'setl_id'
+            when r.refd_flag = 1 and o.setl_id is null then 'init_setl_id'
+        end as reason_column
+    from ranked as r
+    left join originals as o
+        on r.refd_flag = 1
+        and o.setl_id = r.init_setl_id
+        and o.export_month <= r.export_month
+)
+
+select * from final
