@@ -7,6 +7,8 @@ A file that cannot be used at all stops the run (``PovwatchError`` naming the fi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -179,10 +181,43 @@ def _insert_raw(con: duckdb.DuckDBPyConnection, export_month: str, result: ReadR
         con.unregister("raw_batch")
 
 
-def classify_settlements(con: duckdb.DuckDBPyConnection, month: Month) -> None:
-    """Re-derive the staged layer for every export month up to ``month``."""
-    con.execute("delete from stg_settlements where export_month <= ?", [str(month)])
-    con.execute(sql("staging/stg_settlements"), {"month": str(month)})
+def classify_settlements(
+    con: duckdb.DuckDBPyConnection, month: Month, report: IngestReport
+) -> list[str]:
+    """Stage the export months up to ``month`` whose inputs changed; returns those months.
+
+    An export month's classification depends on its own files, the earlier months and the
+    registry (unknown persons): when all of these are unchanged, it is kept as it was.
+    """
+    registry = sorted(
+        (f["file"], f["sha256"]) for f in report.reference_files if f["kind"] == "persons"
+    )
+    files: dict[str, list[tuple[str, str]]] = {}
+    for export_month, source_file, digest in con.execute(
+        "select export_month, source_file, sha256 from ingested_files where export_month <= ?",
+        [str(month)],
+    ).fetchall():
+        files.setdefault(export_month, []).append((source_file, digest))
+    wanted = {
+        em: hashlib.sha256(json.dumps([registry, sorted(fs)]).encode()).hexdigest()
+        for em, fs in files.items()
+    }
+    stored = dict(
+        con.execute(
+            "select export_month, inputs_digest from stg_state where export_month <= ?",
+            [str(month)],
+        ).fetchall()
+    )
+    changed = sorted(em for em in set(wanted) | set(stored) if wanted.get(em) != stored.get(em))
+    if not changed:
+        return []
+    start = changed[0]
+    con.execute("delete from stg_settlements where export_month >= ?", [start])
+    con.execute("delete from stg_state where export_month >= ?", [start])
+    con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
+    redo = sorted(em for em in wanted if em >= start)
+    con.executemany("insert into stg_state values (?, ?)", [[em, wanted[em]] for em in redo])
+    return redo
 
 
 # --------------------------------------------------------------------------- reference data

@@ -137,7 +137,9 @@ def _run(
 
     say(f"[{m}] ingesting settlement exports up to {m}")
     ingest_settlements(con, settings.landing, m, report)
-    classify_settlements(con, m)
+    staged = classify_settlements(con, m, report)
+    if staged:
+        say(f"[{m}] staged export months {staged[0]}..{staged[-1]}")
     files = _reconcile(con, m)
     for f in files:
         if f["export_month"] == str(m) or f["export_month"] in report.reread_months:

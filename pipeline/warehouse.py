@@ -42,6 +42,7 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                 "wait for it to finish"
             ) from None
         raise PovwatchError(f"{db}: cannot open the warehouse: {exc}") from None
+    con.execute("set enable_progress_bar = false")
     if not read_only:
         con.execute(sql("schema/warehouse"))
         con.execute(sql("schema/macros"))

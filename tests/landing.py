@@ -49,8 +49,15 @@ def certno(region: str, birth: str, seq: int) -> str:
     return first17 + check_char(first17)
 
 
-def person(psn_no: str, region: str = "370811", *, hh: str | None = None, insutype="390",
-           rural="1", seq: int = 1) -> dict:
+def person(
+    psn_no: str,
+    region: str = "370811",
+    *,
+    hh: str | None = None,
+    insutype="390",
+    rural="1",
+    seq: int = 1,
+) -> dict:
     return {
         "psn_no": psn_no,
         "certno": certno(region, "19700101", seq),
@@ -64,8 +71,17 @@ def person(psn_no: str, region: str = "370811", *, hh: str | None = None, insuty
     }
 
 
-def settlement(setl_id: str, psn: dict, when: str, burden: str, *, maf: str = "0.00",
-               reversal_of: str | None = None, vali: str = "1", med_type: str = "21") -> dict:
+def settlement(
+    setl_id: str,
+    psn: dict,
+    when: str,
+    burden: str,
+    *,
+    maf: str = "0.00",
+    reversal_of: str | None = None,
+    vali: str = "1",
+    med_type: str = "21",
+) -> dict:
     """A settlement whose personal burden (psn_part_amt + maf_pay) is ``burden`` yuan."""
     b = Decimal(burden)
     maf_d = Decimal(maf)
@@ -118,16 +134,23 @@ def make_landing(
         root / "identities" / "identities.csv",
         ["certno", "identity", "begin_date", "end_date", "source_dept"],
         [
-            {"certno": c, "identity": i, "begin_date": b, "end_date": e or "",
-             "source_dept": "civil_affairs"}
+            {
+                "certno": c,
+                "identity": i,
+                "begin_date": b,
+                "end_date": e or "",
+                "source_dept": "civil_affairs",
+            }
             for c, i, b, e in identities
         ],
     )
     write_csv(
         root / "reference" / "income.csv",
         ["admdvs", "year", "scope", "amount", "published_on"],
-        [dict(zip(["admdvs", "year", "scope", "amount", "published_on"], r, strict=True))
-         for r in income],
+        [
+            dict(zip(["admdvs", "year", "scope", "amount", "published_on"], r, strict=True))
+            for r in income
+        ],
     )
     for month, rows in settlements.items():
         write_csv(root / "settlements" / month / f"setl_{month}.csv", SETTLEMENT_HEADER, rows)

@@ -24,11 +24,25 @@ create or replace macro to_date(x) as cast(to_ts(x) as date);
 -- GB 11643 resident id: 17 digits and the ISO 7064 MOD 11-2 check character.
 create or replace macro certno_ok(c) as
     case when regexp_full_match(c, '[0-9]{17}[0-9Xx]') then
-        upper(substr(c, 18, 1)) = substr('10X98765432', 1 + cast(list_sum(list_transform(
-            range(17),
-            lambda i: try_cast(substr(c, i + 1, 1) as integer)
-                 * [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2][i + 1]
-        )) % 11 as bigint), 1)
+        upper(substr(c, 18, 1)) = substr('10X98765432', 1 + cast((
+            7 * try_cast(substr(c, 1, 1) as integer) +
+            9 * try_cast(substr(c, 2, 1) as integer) +
+            10 * try_cast(substr(c, 3, 1) as integer) +
+            5 * try_cast(substr(c, 4, 1) as integer) +
+            8 * try_cast(substr(c, 5, 1) as integer) +
+            4 * try_cast(substr(c, 6, 1) as integer) +
+            2 * try_cast(substr(c, 7, 1) as integer) +
+            1 * try_cast(substr(c, 8, 1) as integer) +
+            6 * try_cast(substr(c, 9, 1) as integer) +
+            3 * try_cast(substr(c, 10, 1) as integer) +
+            7 * try_cast(substr(c, 11, 1) as integer) +
+            9 * try_cast(substr(c, 12, 1) as integer) +
+            10 * try_cast(substr(c, 13, 1) as integer) +
+            5 * try_cast(substr(c, 14, 1) as integer) +
+            8 * try_cast(substr(c, 15, 1) as integer) +
+            4 * try_cast(substr(c, 16, 1) as integer) +
+            2 * try_cast(substr(c, 17, 1) as integer)
+        ) % 11 as bigint), 1)
     else false end;
 
 -- National-platform medical types, classified by prefix (local codes have 4 or 6 digits).

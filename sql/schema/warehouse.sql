@@ -142,3 +142,10 @@ create or replace view quarantine as
     from stg_settlements where status = 'quarantined'
     union all
     select kind, null, source_file, source_row, null, reason, reason_column from ref_rejects;
+
+-- What each staged export month was classified from: its files and the registry in force.
+-- A month whose inputs are unchanged is not classified again.
+create table if not exists stg_state (
+    export_month varchar primary key,
+    inputs_digest varchar not null
+);

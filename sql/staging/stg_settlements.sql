@@ -1,13 +1,22 @@
--- stg_settlements: one row per raw settlement row of the export months up to $month.
+-- stg_settlements: one row per raw settlement row of the export months $from..$month.
 -- Grain: (export_month, source_file, source_row). Types the text (money → fen) and
 -- classifies every row exactly once: loaded | duplicate | skipped | quarantined (with the
 -- reason code and column). Classification of an export month depends only on that month
--- and earlier ones, so a re-run of an old month sees what was there then.
+-- and earlier ones (already staged, read from `prior`), so a re-run of an old month sees
+-- what was there then, and a new month is classified without touching the earlier ones.
 insert into stg_settlements
 with
 
 src as (
-    select * from raw_settlements where export_month <= $month
+    select * from raw_settlements where export_month between $from and $month
+),
+
+-- Settlements loaded from earlier export months: a repeat of their id is a duplicate, and
+-- a reversal may refer to them.
+prior as (
+    select setl_id, export_month, refd_setl_flag, cost_year
+    from stg_settlements
+    where export_month < $from and status = 'loaded'
 ),
 
 typed as (
@@ -87,14 +96,20 @@ checked as (
 ranked as (
     select
         *,
-        case when check_result is null then row_number() over (
-            partition by setl_id, check_result is null
-            order by export_month, source_file, source_row
-        ) end as arrival
+        case
+            when check_result is not null then null
+            when setl_id in (select setl_id from prior) then 2
+            else row_number() over (
+                partition by setl_id, check_result is null
+                order by export_month, source_file, source_row
+            )
+        end as arrival
     from checked
 ),
 
 originals as (
+    select setl_id, export_month, cost_year from prior where refd_setl_flag = 0
+    union all
     select setl_id, export_month, year(setl_ts) as cost_year
     from ranked
     where check_result is null and arrival = 1 and refd_flag = 0

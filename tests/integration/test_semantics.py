@@ -49,13 +49,16 @@ def test_january_uses_the_income_in_force_not_the_latest(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "19000.00")],
-         "2024-02": []},
+        {"2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "19000.00")], "2024-02": []},
         identities=[(p["certno"], "dibao_edge", "2023-06-01", None)],
     )
     _run(s, "2024-01")
     (w,) = _warnings(s, "2024-01")
-    assert (w["warning_type"], w["threshold"], w["burden_ytd"]) == ("relapse", "18780.00", "19000.00")
+    assert (w["warning_type"], w["threshold"], w["burden_ytd"]) == (
+        "relapse",
+        "18780.00",
+        "19000.00",
+    )
     assert (w["first_month"], w["status"]) == ("2024-01", "new")
 
 
@@ -66,8 +69,10 @@ def test_threshold_moves_when_the_new_figure_is_published(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "19000.00")],
-         "2024-02": [settlement("S2", p, "2024-02-03 09:00:00", "0.50")]},
+        {
+            "2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "19000.00")],
+            "2024-02": [settlement("S2", p, "2024-02-03 09:00:00", "0.50")],
+        },
         identities=[(p["certno"], "monitor_edge", "2023-06-01", None)],
     )
     _run(s, "2024-01", "2024-02")
@@ -82,8 +87,12 @@ def test_strictly_greater_than_the_threshold(tmp_path):
     make_landing(
         s.landing,
         [a, b],
-        {"2024-02": [settlement("SA", a, "2024-02-10 10:00:00", "59835.00"),
-                     settlement("SB", b, "2024-02-11 10:00:00", "59835.01")]},
+        {
+            "2024-02": [
+                settlement("SA", a, "2024-02-10 10:00:00", "59835.00"),
+                settlement("SB", b, "2024-02-11 10:00:00", "59835.01"),
+            ]
+        },
     )
     _run(s, "2024-02")
     rows = _warnings(s, "2024-02")
@@ -100,9 +109,13 @@ def test_burden_is_personal_part_plus_assistance_summed_to_the_cent(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-03": [settlement("S1", p, "2024-03-01 08:00:00", "10000.10"),
-                     settlement("S2", p, "2024-03-02 08:00:00", "9000.00", maf="3000.00"),
-                     settlement("S3", p, "2024-03-03 08:00:00", "945.01", med_type="1401")]},
+        {
+            "2024-03": [
+                settlement("S1", p, "2024-03-01 08:00:00", "10000.10"),
+                settlement("S2", p, "2024-03-02 08:00:00", "9000.00", maf="3000.00"),
+                settlement("S3", p, "2024-03-03 08:00:00", "945.01", med_type="1401"),
+            ]
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-03")
@@ -116,12 +129,16 @@ def test_status_new_then_continuing_with_first_month(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
-         "2024-03": [settlement("S2", p, "2024-03-10 09:00:00", "100.00")]},
+        {
+            "2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
+            "2024-03": [settlement("S2", p, "2024-03-10 09:00:00", "100.00")],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-02", "2024-03")
-    assert [(w["status"], w["first_month"]) for w in _warnings(s, "2024-02")] == [("new", "2024-02")]
+    assert [(w["status"], w["first_month"]) for w in _warnings(s, "2024-02")] == [
+        ("new", "2024-02")
+    ]
     (w,) = _warnings(s, "2024-03")
     assert (w["status"], w["first_month"], w["burden_ytd"]) == ("continuing", "2024-02", "20100.00")
 
@@ -133,8 +150,10 @@ def test_status_does_not_depend_on_which_months_were_run_before(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
-         "2024-03": [settlement("S2", p, "2024-03-10 09:00:00", "100.00")]},
+        {
+            "2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
+            "2024-03": [settlement("S2", p, "2024-03-10 09:00:00", "100.00")],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-03")
@@ -148,8 +167,10 @@ def test_a_new_year_resets_the_burden_and_the_status(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2023-12": [settlement("S1", p, "2023-12-10 09:00:00", "30000.00")],
-         "2024-01": [settlement("S2", p, "2024-01-10 09:00:00", "100.00")]},
+        {
+            "2023-12": [settlement("S1", p, "2023-12-10 09:00:00", "30000.00")],
+            "2024-01": [settlement("S2", p, "2024-01-10 09:00:00", "100.00")],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     # 2023-12: 50% × 37 560 (2022 figure, in force) = 18 780.00 < 30 000.00.
@@ -167,9 +188,13 @@ def test_a_reversal_counts_in_the_year_of_the_settlement_it_reverses(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2023-12": [settlement("S0", p, "2023-12-20 09:00:00", "5000.00")],
-         "2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "19000.00"),
-                     settlement("R0", p, "2024-01-11 09:00:00", "-5000.00", reversal_of="S0")]},
+        {
+            "2023-12": [settlement("S0", p, "2023-12-20 09:00:00", "5000.00")],
+            "2024-01": [
+                settlement("S1", p, "2024-01-10 09:00:00", "19000.00"),
+                settlement("R0", p, "2024-01-11 09:00:00", "-5000.00", reversal_of="S0"),
+            ],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-01")
@@ -188,9 +213,13 @@ def test_a_reversal_in_the_same_year_lowers_the_burden(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "25000.00")],
-         "2024-02": [settlement("R1", p, "2024-02-01 09:00:00", "-25000.00", reversal_of="S1"),
-                     settlement("S2", p, "2024-02-02 09:00:00", "1000.00")]},
+        {
+            "2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "25000.00")],
+            "2024-02": [
+                settlement("R1", p, "2024-02-01 09:00:00", "-25000.00", reversal_of="S1"),
+                settlement("S2", p, "2024-02-02 09:00:00", "1000.00"),
+            ],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-01", "2024-02")
@@ -211,13 +240,17 @@ def test_duplicates_skipped_and_quarantined_rows_do_not_count(tmp_path):
         s.landing,
         [p],
         {
-            "2024-01": [settlement("S1", p, "2024-01-10 09:00:00", "10000.00"),
-                        settlement("S2", p, "2024-01-11 09:00:00", "50000.00", vali="0"),
-                        settlement("S3", p, "2024-01-12 09:00:00", "9000.00"),
-                        settlement("S4", p, "2024-02-01 00:00:00", "7000.00")],
-            "2024-02": [settlement("S1", p, "2024-01-10 09:00:00", "10000.00"),
-                        bad,
-                        settlement("R9", p, "2024-02-06 09:00:00", "-100.00", reversal_of="S404")],
+            "2024-01": [
+                settlement("S1", p, "2024-01-10 09:00:00", "10000.00"),
+                settlement("S2", p, "2024-01-11 09:00:00", "50000.00", vali="0"),
+                settlement("S3", p, "2024-01-12 09:00:00", "9000.00"),
+                settlement("S4", p, "2024-02-01 00:00:00", "7000.00"),
+            ],
+            "2024-02": [
+                settlement("S1", p, "2024-01-10 09:00:00", "10000.00"),
+                bad,
+                settlement("R9", p, "2024-02-06 09:00:00", "-100.00", reversal_of="S404"),
+            ],
         },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
@@ -248,9 +281,11 @@ def test_a_late_row_counts_from_the_export_it_arrives_in(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-01": [settlement("S1", p, "2024-01-05 09:00:00", "15000.00")],
-         "2024-02": [],
-         "2024-03": [settlement("S2", p, "2024-01-20 09:00:00", "5000.00")]},
+        {
+            "2024-01": [settlement("S1", p, "2024-01-05 09:00:00", "15000.00")],
+            "2024-02": [],
+            "2024-03": [settlement("S2", p, "2024-01-20 09:00:00", "5000.00")],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     (s.landing / "settlements" / "2024-02").mkdir(exist_ok=True)
@@ -266,8 +301,10 @@ def test_a_rerun_of_an_old_month_never_sees_later_exports(tmp_path):
     make_landing(
         s.landing,
         [p],
-        {"2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
-         "2024-03": [settlement("R1", p, "2024-03-01 09:00:00", "-20000.00", reversal_of="S1")]},
+        {
+            "2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")],
+            "2024-03": [settlement("R1", p, "2024-03-01 09:00:00", "-20000.00", reversal_of="S1")],
+        },
         identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
     )
     _run(s, "2024-02", "2024-03")
@@ -288,8 +325,10 @@ def test_identity_in_force_on_the_last_day_decides_the_rule(tmp_path):
     make_landing(
         s.landing,
         [p, q],
-        {"2024-03": [settlement("S1", p, "2024-03-10 09:00:00", "30000.00")],
-         "2024-04": [settlement("S9", q, "2024-04-01 09:00:00", "10.00")]},
+        {
+            "2024-03": [settlement("S1", p, "2024-03-10 09:00:00", "30000.00")],
+            "2024-04": [settlement("S9", q, "2024-04-01 09:00:00", "10.00")],
+        },
         identities=[(p["certno"], "monitor_edge", "2022-09-01", "2024-03-31")],
     )
     _run(s, "2024-03", "2024-04")
@@ -319,8 +358,12 @@ def test_hebei_impoverishment_only_for_resident_insurance(tmp_path):
     make_landing(
         s.landing,
         [resident, employee],
-        {"2024-03": [settlement("S1", resident, "2024-03-10 09:00:00", "20688.01"),
-                     settlement("S2", employee, "2024-03-10 09:00:00", "50000.00")]},
+        {
+            "2024-03": [
+                settlement("S1", resident, "2024-03-10 09:00:00", "20688.01"),
+                settlement("S2", employee, "2024-03-10 09:00:00", "50000.00"),
+            ]
+        },
     )
     _run(s, "2024-03")
     rows = _warnings(s, "2024-03")
@@ -342,7 +385,10 @@ def test_hebei_relapse_uses_rural_income_of_the_province(tmp_path):
     _run(s, "2024-02")
     (w,) = _warnings(s, "2024-02")
     assert (w["warning_type"], w["threshold"], w["admdvs"], w["hh_id"]) == (
-        "relapse", "9682.00", "130521", "HP1"
+        "relapse",
+        "9682.00",
+        "130521",
+        "HP1",
     )
 
 
