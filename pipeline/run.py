@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -68,6 +71,29 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
+def checkpoint(stage: str) -> None:
+    """Fault injection for the tests: ``POVWATCH_FAULT=<stage>`` kills the process here.
+
+    Stages: after_reference, after_ingest, after_staging, after_warnings, after_reports,
+    before_commit, after_commit. The transaction makes every stage before the commit leave
+    the warehouse as it was; a re-run then gives the undisturbed result.
+    """
+    if os.environ.get("POVWATCH_FAULT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def code_version() -> str:
+    """The package version, with the git commit when running from a checkout."""
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text(encoding="utf-8").strip()
+        if ref.startswith("ref: "):
+            ref = (head.parent / ref[5:]).read_text(encoding="utf-8").strip()
+        return f"{__version__}+{ref[:12]}"
+    except OSError:
+        return __version__
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -84,13 +110,21 @@ def run_month(
     t0 = time.perf_counter()
     con = connect(settings.db)
     try:
+        # A run is in the ledger from its start: one killed mid-way stays `running`.
+        con.execute(
+            "insert into run_ledger (run_id, month, started_at, outcome, code_version) "
+            "values (?, ?, ?, 'running', ?)",
+            [run_id, str(m), started, code_version()],
+        )
         try:
             with transaction(con):
-                result = _run(con, m, settings, policies, run_id, started, say)
+                result = _run(con, m, settings, policies, run_id, say)
+                checkpoint("before_commit")
         except Exception as exc:
             message = str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
-            _ledger_failure(con, run_id, m, started, message)
+            _ledger_failure(con, run_id, message)
             raise
+        checkpoint("after_commit")
         result.seconds = round(time.perf_counter() - t0, 2)
         say(f"[{m}] done in {result.seconds:.1f} s: {result.warnings} warnings")
         return result
@@ -104,12 +138,12 @@ def _run(
     settings: Settings,
     policies: PolicySet,
     run_id: str,
-    started: dt.datetime,
     say: Progress,
 ) -> RunResult:
     report = IngestReport()
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
+    checkpoint("after_reference")
     months = Month(m.year, 1).through(m)
     registry = con.sql(
         """
@@ -137,7 +171,9 @@ def _run(
 
     say(f"[{m}] ingesting settlement exports up to {m}")
     ingest_settlements(con, settings.landing, m, report)
+    checkpoint("after_ingest")
     staged = classify_settlements(con, m, report)
+    checkpoint("after_staging")
     if staged:
         say(f"[{m}] staged export months {staged[0]}..{staged[-1]}")
     files = _reconcile(con, m)
@@ -171,10 +207,12 @@ def _run(
         con.execute("insert into mart_warning_routes by name select * from r_batch")
         con.unregister("r_batch")
 
+    checkpoint("after_warnings")
     say(f"[{m}] writing reports to {settings.outbox / str(m)}")
     reports = write_reports(_report_frame(routed, registry, warnings), str(m), settings.outbox)
+    checkpoint("after_reports")
 
-    _ledger_success(con, run_id, m, started, policies, rules, report, files, warnings.height)
+    _ledger_success(con, run_id, m, policies, rules, report, files, warnings.height)
     return RunResult(
         month=str(m),
         run_id=run_id,
@@ -316,7 +354,7 @@ def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
     return frame.drop("staged").to_dicts()
 
 
-def _ledger_success(con, run_id, m, started, policies, rules, report, files, n_warnings) -> None:
+def _ledger_success(con, run_id, m, policies, rules, report, files, n_warnings) -> None:
     used = sorted({(r["policy_id"], r["policy_version"]) for r in rules.iter_rows(named=True)})
     policy_info = [
         {
@@ -338,18 +376,18 @@ def _ledger_success(con, run_id, m, started, policies, rules, report, files, n_w
     )
     con.execute(
         """
-        insert into run_ledger values (?, ?, ?, ?, 'success', ?, ?, ?, ?, ?, null)
+        update run_ledger
+        set finished_at = ?, outcome = 'success', policies = ?, reference = ?, inputs = ?,
+            warnings = ?
+        where run_id = ?
         """,
         [
-            run_id,
-            str(m),
-            started,
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            __version__,
             json.dumps(policy_info, ensure_ascii=False),
             json.dumps(reference, ensure_ascii=False),
             json.dumps(report.reference_files, ensure_ascii=False),
             n_warnings,
+            run_id,
         ],
     )
     if files:
@@ -361,17 +399,11 @@ def _ledger_success(con, run_id, m, started, policies, rules, report, files, n_w
         con.unregister("lf_batch")
 
 
-def _ledger_failure(con, run_id: str, m: Month, started: dt.datetime, message: str) -> None:
+def _ledger_failure(con, run_id: str, message: str) -> None:
     # Best effort: the error itself is what the user sees.
     with contextlib.suppress(duckdb.Error):
         con.execute(
-            "insert into run_ledger values (?, ?, ?, ?, 'failed', ?, null, null, null, null, ?)",
-            [
-                run_id,
-                str(m),
-                started,
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                __version__,
-                message,
-            ],
+            "update run_ledger set outcome = 'failed', finished_at = ?, message = ? "
+            "where run_id = ?",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), message, run_id],
         )
