@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.assistance import Assistance
 from pipeline.errors import PovwatchError
 from pipeline.warehouse import resource_dir
 
@@ -112,6 +113,7 @@ class PolicyVersion(_Strict):
     cite: Citation
     monitoring: list[MonitoringRule]
     routing: list[Route] = []
+    assistance: Assistance | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> PolicyVersion:
