@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.errors import PovwatchError
 from pipeline.months import Month
-from pipeline.policy import IDENTITY_CODES
+from pipeline.policy_types import IDENTITY_CODES
 from pipeline.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
 from pipeline.warehouse import resource_dir, sql
 

@@ -20,51 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.assistance import Assistance
 from pipeline.errors import PovwatchError
+from pipeline.policy_types import (
+    Citation,
+    Department,
+    IdentityCode,
+    Local,
+    Strict,
+    WarningType,
+)
 from pipeline.warehouse import resource_dir
 
-IDENTITY_CODES = (
-    "tekun",
-    "orphan",
-    "dibao",
-    "fanpin",
-    "dibao_edge",
-    "monitor_unstable",
-    "monitor_edge",
-    "monitor_sudden",
-    "tuopin",
-    "illness_poor",
-    "expense_poor",
-)
-IdentityCode = Literal[
-    "tekun",
-    "orphan",
-    "dibao",
-    "fanpin",
-    "dibao_edge",
-    "monitor_unstable",
-    "monitor_edge",
-    "monitor_sudden",
-    "tuopin",
-    "illness_poor",
-    "expense_poor",
-]
-Local = Literal["local"]
-Department = Literal["civil_affairs", "rural_revitalization"]
-WarningType = Literal["relapse", "impoverish"]
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Citation(_Strict):
-    """Where a value comes from: the source file and clause, with the words quoted."""
-
-    clause: str = Field(min_length=2)
-    quote: str | None = None
-
-
-class IncomeRef(_Strict):
+class IncomeRef(Strict):
     """Which per-capita disposable income the threshold multiplies (the prior year's)."""
 
     level: Literal["province", "city", "county"]
@@ -72,13 +39,13 @@ class IncomeRef(_Strict):
     cite: Citation
 
 
-class Threshold(_Strict):
+class Threshold(Strict):
     factor: Annotated[Decimal, Field(gt=0, le=10)] | Local
     income: IncomeRef | Local
     cite: Citation
 
 
-class Population(_Strict):
+class Population(Strict):
     """Who a rule watches: holders of any listed identity, or ``ordinary`` (no identity)."""
 
     identities: list[IdentityCode] | Literal["ordinary"] | Local
@@ -86,7 +53,7 @@ class Population(_Strict):
     cite: Citation
 
 
-class MonitoringRule(_Strict):
+class MonitoringRule(Strict):
     rule_id: str = Field(pattern=r"^[A-Z0-9][A-Z0-9-]*$")
     warning_type: WarningType
     population: Population
@@ -96,7 +63,7 @@ class MonitoringRule(_Strict):
     unit: Literal["person"] = "person"
 
 
-class Route(_Strict):
+class Route(Strict):
     """Which department receives which warnings (all conditions must hold)."""
 
     department: Department
@@ -106,7 +73,7 @@ class Route(_Strict):
     cite: Citation
 
 
-class PolicyVersion(_Strict):
+class PolicyVersion(Strict):
     version: str
     effective_from: dt.date
     effective_to: dt.date | None = None
@@ -130,7 +97,7 @@ class PolicyVersion(_Strict):
         )
 
 
-class Policy(_Strict):
+class Policy(Strict):
     policy_id: str
     title: str
     document: str
