@@ -187,13 +187,17 @@ def status(
 
 @policy_app.command("check")
 def policy_check(file: Annotated[Path, typer.Argument(help="policy file (YAML)")]) -> None:
-    """Validate a policy file and print what it decides, clause by clause."""
+    """Validate a policy file and print what it decides, clause by clause.
+
+    Exit 0: valid and complete; 1: invalid (one line on stderr); 3: valid, but values the
+    document leaves to the locality are still missing (listed).
+    """
     from pipeline.policy_text import check_text
 
     text, complete = check_text(file)
     typer.echo(text, nl=False)
     if not complete:
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 def main() -> None:

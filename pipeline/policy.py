@@ -9,6 +9,7 @@ with an error naming the region and the missing key — never a guessed number.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 from decimal import ROUND_HALF_UP, Decimal
@@ -118,15 +119,39 @@ class Policy(Strict):
         return next((v for v in self.versions if v.in_force(day)), None)
 
 
+class Overlay(Strict):
+    """A local policy file: supplies values a provincial document leaves to the locality.
+
+    It extends a base policy (by ``policy_id``) for a narrower region: each ``set`` key is a
+    dotted path into every (or the named) base version, e.g. ``monitoring.relapse.threshold``
+    (list items are picked by their ``warning_type``, ``rule_id``, ``id`` or ``department``).
+    ``mode: narrow`` also stops the base from binding its own prefixes (e.g. the Hebei policy,
+    whose city is not named, bound to one city code only).
+    """
+
+    kind: Literal["overlay"]
+    overlay_id: str
+    title: str
+    document: str
+    source: str | None = None
+    extends: str
+    mode: Literal["extend", "narrow"] = "extend"
+    regions: list[Annotated[str, Field(pattern=r"^[0-9]{2,6}$")]] = Field(min_length=1)
+    versions: list[str] | None = None
+    set: dict[str, Any] = {}
+
+
 class LoadedPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     policy: Policy
     path: Path
     sha256: str
+    raw: dict
+    overlay: Overlay | None = None
 
 
-def load_policy(path: Path) -> LoadedPolicy:
+def _read_yaml(path: Path) -> tuple[Any, str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -135,13 +160,79 @@ def load_policy(path: Path) -> LoadedPolicy:
         data: Any = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise PovwatchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise PovwatchError(f"{path}: a policy file is a YAML mapping")
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def _validate(model: type[BaseModel], data: Any, path: Path, what: str) -> Any:
     try:
-        policy = Policy.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise PovwatchError(f"{path}: invalid policy at {where}: {err['msg']}") from None
-    return LoadedPolicy(policy=policy, path=path, sha256=hashlib.sha256(raw).hexdigest())
+        raise PovwatchError(f"{path}: invalid {what} at {where}: {err['msg']}") from None
+
+
+def load_policy(path: Path, bases: dict[str, LoadedPolicy] | None = None) -> LoadedPolicy:
+    """Load and validate one policy file (an overlay needs its base among ``bases``)."""
+    data, digest = _read_yaml(path)
+    if data.get("kind") == "overlay":
+        overlay = _validate(Overlay, data, path, "overlay")
+        if bases is None:
+            bases = {lp.policy.policy_id: lp for lp in map(load_policy, bundled_policy_files())}
+        base = bases.get(overlay.extends)
+        if base is None:
+            raise PovwatchError(
+                f"{path}: overlay extends unknown policy {overlay.extends!r} "
+                f"(known: {', '.join(sorted(bases))})"
+            )
+        merged = _apply_overlay(base.raw, overlay, path)
+        policy = _validate(Policy, merged, path, f"policy after overlay on {overlay.extends}")
+        return LoadedPolicy(policy=policy, path=path, sha256=digest, raw=merged, overlay=overlay)
+    policy = _validate(Policy, data, path, "policy")
+    return LoadedPolicy(policy=policy, path=path, sha256=digest, raw=data)
+
+
+def _pick(items: list, key: str) -> Any:
+    for item in items:
+        if isinstance(item, dict) and key in (
+            item.get("warning_type"),
+            item.get("rule_id"),
+            item.get("id"),
+            item.get("department"),
+        ):
+            return item
+    return None
+
+
+def _apply_overlay(base: dict, overlay: Overlay, path: Path) -> dict:
+    merged = copy.deepcopy(base)
+    names = {v.get("version") for v in merged.get("versions", [])}
+    unknown = set(overlay.versions or ()) - names
+    if unknown:
+        raise PovwatchError(f"{path}: overlay names unknown base version(s) {sorted(unknown)}")
+    for version in merged.get("versions", []):
+        if overlay.versions is not None and version.get("version") not in overlay.versions:
+            continue
+        for key, value in overlay.set.items():
+            *parents, last = key.split(".")
+            node: Any = version
+            for seg in parents:
+                node = _pick(node, seg) if isinstance(node, list) else node.get(seg)
+                if node is None:
+                    raise PovwatchError(
+                        f"{path}: overlay key {key!r} matches nothing in base version "
+                        f"{version.get('version')} ({seg!r} not found)"
+                    )
+            if isinstance(node, list):
+                raise PovwatchError(f"{path}: overlay key {key!r} ends at a list")
+            node[last] = copy.deepcopy(value)
+    merged["policy_id"] = overlay.overlay_id
+    merged["title"] = overlay.title
+    merged["document"] = f"{overlay.document}（补充 {base.get('document', overlay.extends)}）"
+    merged["regions"] = list(overlay.regions)
+    return merged
 
 
 def bundled_policy_files() -> list[Path]:
@@ -149,18 +240,31 @@ def bundled_policy_files() -> list[Path]:
 
 
 class PolicySet:
-    """The policies of a run; later files override earlier ones binding the same prefix."""
+    """The policies of a run: the bundled files, then the user's, each later file binding
+    its prefixes over earlier ones; the longest matching prefix wins."""
 
     def __init__(self, loaded: list[LoadedPolicy]) -> None:
         self.loaded = loaded
         self.by_prefix: dict[str, LoadedPolicy] = {}
         for lp in loaded:
+            if lp.overlay is not None and lp.overlay.mode == "narrow":
+                self.by_prefix = {
+                    k: v
+                    for k, v in self.by_prefix.items()
+                    if v.policy.policy_id != lp.overlay.extends
+                }
             for prefix in lp.policy.regions:
                 self.by_prefix[prefix] = lp
 
     @classmethod
     def load(cls, extra: tuple[Path, ...] | list[Path] = ()) -> PolicySet:
-        return cls([load_policy(p) for p in [*bundled_policy_files(), *extra]])
+        loaded: list[LoadedPolicy] = []
+        bases: dict[str, LoadedPolicy] = {}
+        for path in [*bundled_policy_files(), *extra]:
+            lp = load_policy(path, bases)
+            loaded.append(lp)
+            bases.setdefault(lp.policy.policy_id, lp)
+        return cls(loaded)
 
     def for_region(self, admdvs: str) -> LoadedPolicy | None:
         for n in range(len(admdvs), 1, -1):
@@ -169,17 +273,12 @@ class PolicySet:
                 return hit
         return None
 
-    def prefix_for(self, admdvs: str) -> str | None:
-        return next(
-            (admdvs[:n] for n in range(len(admdvs), 1, -1) if admdvs[:n] in self.by_prefix), None
-        )
-
 
 def missing_local_values(version: PolicyVersion) -> list[str]:
     """Keys of values the document leaves to the locality and nobody supplied yet."""
     missing = []
-    for i, rule in enumerate(version.monitoring):
-        base = f"monitoring[{i}]({rule.warning_type})"
+    for rule in version.monitoring:
+        base = f"monitoring.{rule.warning_type}"
         if rule.population.identities == "local":
             missing.append(f"{base}.population.identities")
         if rule.threshold.factor == "local":

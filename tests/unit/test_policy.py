@@ -1,0 +1,175 @@
+"""Policy files: loading, binding by prefix, versions, overlays, and rejected files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.errors import PovwatchError
+from pipeline.policy import (
+    PolicySet,
+    bundled_policy_files,
+    load_policy,
+    missing_local_values,
+    threshold_fen,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "policies" / "examples"
+
+
+def _jining_raw() -> dict:
+    return yaml.safe_load((REPO / "policies" / "jining-370800.yaml").read_text(encoding="utf-8"))
+
+
+def _write(tmp_path: Path, data: dict, name="p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_longest_prefix_wins_and_unknown_regions_have_none():
+    ps = PolicySet.load()
+    assert ps.for_region("370811").policy.policy_id == "jining-2022-14"
+    assert ps.for_region("130503").policy.policy_id == "hebei-city-2022"
+    assert ps.for_region("610802").policy.policy_id == "yulin-2023-4"
+    assert ps.for_region("610102") is None  # Xi'an: Yulin binds 6108 only
+    assert ps.for_region("110101") is None
+
+
+def test_version_in_force_by_date():
+    # 004 §九: 2023-01-01 .. 2027-12-31; 003 末段: until 2025-12-31.
+    ps = PolicySet.load()
+    jining = ps.for_region("370811").policy
+    assert jining.version_at(dt.date(2022, 12, 31)) is None
+    assert jining.version_at(dt.date(2023, 1, 1)) is not None
+    assert jining.version_at(dt.date(2028, 1, 1)) is None
+    hebei = ps.for_region("130503").policy
+    assert hebei.version_at(dt.date(2025, 12, 31)) is not None
+    assert hebei.version_at(dt.date(2026, 1, 31)) is None
+
+
+def test_thresholds_round_half_up_to_the_fen():
+    # 004 §六: 50% × 39 890.00 = 19 945.00; 150% × 39 890.00 = 59 835.00
+    assert threshold_fen(Decimal("0.50"), 3_989_000) == 1_994_500
+    assert threshold_fen(Decimal("1.50"), 3_989_000) == 5_983_500
+    # 0.5 × 0.03 yuan = 0.015 → 0.02 (half up)
+    assert threshold_fen(Decimal("0.5"), 3) == 2
+
+
+def test_provincial_documents_name_exactly_the_values_left_to_the_locality():
+    by_id = {load_policy(p).policy.policy_id: load_policy(p) for p in bundled_policy_files()}
+    missing = {k: missing_local_values(v.policy.versions[0]) for k, v in by_id.items()}
+    assert missing["jining-2022-14"] == []
+    assert missing["hebei-city-2022"] == []
+    expected = [
+        "monitoring.relapse.threshold.factor",
+        "monitoring.relapse.threshold.income",
+        "monitoring.impoverish.threshold.factor",
+        "monitoring.impoverish.threshold.income",
+    ]
+    assert missing["jilin-2022-16"] == expected  # 000 §五(七) 结合实际合理确定监测标准
+    assert missing["guangdong-2022-40"] == expected  # 002 §四(九) 由各统筹地区…明确
+    assert "monitoring.relapse.population.identities" in missing["yulin-2023-4"]
+
+
+def test_overlay_supplies_local_values_for_a_narrower_region():
+    ps = PolicySet.load([EXAMPLES / "changchun-2201-overlay.yaml"])
+    changchun = ps.for_region("220102")
+    assert changchun.policy.policy_id == "changchun-example"
+    assert missing_local_values(changchun.policy.versions[0]) == []
+    assert ps.for_region("220202").policy.policy_id == "jilin-2022-16"  # Jilin city: still local
+
+
+def test_narrow_overlay_unbinds_the_base():
+    ps = PolicySet.load([EXAMPLES / "hebei-narrow-1305-overlay.yaml"])
+    assert ps.for_region("130503").policy.policy_id == "hebei-city-1305"
+    assert ps.for_region("130102") is None
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (
+            lambda d: d["versions"][0]["monitoring"][0]["population"].update(
+                identities=["dibao_x"]
+            ),
+            "versions.0.monitoring.0.population.identities",
+        ),
+        (
+            lambda d: d["versions"][0]["monitoring"][0]["threshold"].pop("cite"),
+            "versions.0.monitoring.0.threshold.cite",
+        ),
+        (
+            lambda d: d["versions"].append(
+                {**d["versions"][0], "version": "dup", "effective_from": dt.date(2025, 1, 1)}
+            ),
+            "versions",
+        ),
+        (
+            lambda d: d["versions"][0]["monitoring"][0]["threshold"].update(factor="12"),
+            "versions.0.monitoring.0.threshold.factor",
+        ),
+        (lambda d: d.update(regions=["37x"]), "regions.0"),
+        (lambda d: d.update(colour="red"), "colour"),
+    ],
+    ids=[
+        "unknown-identity",
+        "missing-citation",
+        "overlapping-versions",
+        "factor-too-big",
+        "bad-prefix",
+        "unknown-key",
+    ],
+)
+def test_invalid_policy_files_are_rejected_naming_the_key(tmp_path, mutate, key):
+    data = _jining_raw()
+    mutate(data)
+    with pytest.raises(PovwatchError) as err:
+        load_policy(_write(tmp_path, data))
+    assert f"at {key}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_overlay_with_a_key_that_matches_nothing_is_rejected(tmp_path):
+    data = {
+        "kind": "overlay",
+        "overlay_id": "x",
+        "title": "x",
+        "document": "x",
+        "extends": "jilin-2022-16",
+        "regions": ["2201"],
+        "set": {"monitoring.relpase.threshold": {}},
+    }
+    with pytest.raises(PovwatchError, match="'relpase' not found"):
+        load_policy(_write(tmp_path, data))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_policy_check_exit_codes_and_text():
+    ok = _cli("policy", "check", "policies/jining-370800.yaml")
+    assert ok.returncode == 0
+    assert "004 §六" in ok.stdout and "19945" not in ok.stdout
+    assert "全省上年居民人均可支配收入 × 150%" in ok.stdout
+    incomplete = _cli("policy", "check", "policies/jilin-220000.yaml")
+    assert incomplete.returncode == 3
+    assert "monitoring.relapse.threshold.factor" in incomplete.stdout
+    overlay = _cli("policy", "check", "policies/examples/changchun-2201-overlay.yaml")
+    assert overlay.returncode == 0, overlay.stdout
+    broken = _cli("policy", "check", "pyproject.toml")
+    assert broken.returncode == 1 and broken.stderr.count("\n") == 1
