@@ -13,16 +13,31 @@ from pipeline.months import Month
 
 BURDEN_MEASURES = {
     # after basic and critical-illness insurance: the personal part plus what medical
-    # assistance paid (psn_part_amt is already net of assistance).
+    # assistance paid (psn_part_amt is already net of assistance). The contract's default.
     "after_insurance": pl.col("psn_part_amt") + pl.col("maf_pay"),
+    # after insurance and medical assistance: what the person finally paid.
+    "after_insurance_and_assistance": pl.col("psn_part_amt"),
+    # the same without out-of-catalogue self-pay (医保目录外全自费, fulamt_ownpay_amt).
+    "after_insurance_in_catalogue": pl.col("psn_part_amt")
+    + pl.col("maf_pay")
+    - pl.col("fulamt_ownpay_amt"),
+    "after_insurance_and_assistance_in_catalogue": pl.col("psn_part_amt")
+    - pl.col("fulamt_ownpay_amt"),
 }
+MEASURE_COLUMNS = [f"burden__{name}" for name in BURDEN_MEASURES]
+
+
+def _measure_sums() -> list[pl.Expr]:
+    return [
+        expr.sum().cast(pl.Int64).alias(f"burden__{name}") for name, expr in BURDEN_MEASURES.items()
+    ]
 
 
 def loaded_rows(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     """The loaded rows of the data as of ``month`` that count in its year (Arrow, no copies)."""
     return con.sql(
         """
-        select psn_no, export_month, psn_part_amt, maf_pay
+        select psn_no, export_month, psn_part_amt, maf_pay, fulamt_ownpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year = ?
         """,
@@ -30,24 +45,20 @@ def loaded_rows(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     ).pl()
 
 
-def burden_as_of(
-    rows: pl.DataFrame, month: Month, measure: str = "after_insurance"
-) -> pl.DataFrame:
-    """One row per person: burden_ytd_fen as of ``month``."""
+def burden_as_of(rows: pl.DataFrame, month: Month) -> pl.DataFrame:
+    """One row per person: every burden measure (``burden__<name>``, fen) as of ``month``."""
     return (
         rows.lazy()
         .filter(pl.col("export_month") <= str(month))
         .group_by("psn_no")
-        .agg(BURDEN_MEASURES[measure].sum().cast(pl.Int64).alias("burden_ytd_fen"))
+        .agg(_measure_sums())
         .with_columns(pl.lit(str(month)).alias("m"))
         .collect()
     )
 
 
-def burden_history(
-    rows: pl.DataFrame, persons: pl.Series, month: Month, measure: str = "after_insurance"
-) -> pl.DataFrame:
-    """burden_ytd_fen of ``persons`` as of every month from January to ``month``.
+def burden_history(rows: pl.DataFrame, persons: pl.Series, month: Month) -> pl.DataFrame:
+    """Every burden measure of ``persons`` as of every month from January to ``month``.
 
     One row per (person, month m); the data as of m are the export folders up to m.
     """
@@ -56,16 +67,16 @@ def burden_history(
         rows.lazy()
         .filter(pl.col("psn_no").is_in(persons.implode()))
         .group_by("psn_no", "export_month")
-        .agg(BURDEN_MEASURES[measure].sum().cast(pl.Int64).alias("amount"))
+        .agg(_measure_sums())
     )
     return (
         pl.DataFrame({"psn_no": persons.unique()})
         .lazy()
         .join(months.lazy(), how="cross")
         .join(per_export, left_on=["psn_no", "m"], right_on=["psn_no", "export_month"], how="left")
-        .with_columns(pl.col("amount").fill_null(0))
+        .with_columns(pl.col(MEASURE_COLUMNS).fill_null(0))
         .sort("psn_no", "m")
-        .with_columns(pl.col("amount").cum_sum().over("psn_no").alias("burden_ytd_fen"))
-        .select("psn_no", "m", "burden_ytd_fen")
+        .with_columns(pl.col(MEASURE_COLUMNS).cum_sum().over("psn_no"))
+        .select("psn_no", "m", *MEASURE_COLUMNS)
         .collect()
     )

@@ -59,9 +59,19 @@ class MonitoringRule(Strict):
     warning_type: WarningType
     population: Population
     threshold: Threshold
-    burden_measure: Literal["after_insurance"] = "after_insurance"
+    # Named burden measures (pipeline.burden.BURDEN_MEASURES); the contract's default is
+    # after basic and critical-illness insurance.
+    burden_measure: Literal[
+        "after_insurance",
+        "after_insurance_and_assistance",
+        "after_insurance_in_catalogue",
+        "after_insurance_and_assistance_in_catalogue",
+    ] = "after_insurance"
     window: Literal["calendar_year"] = "calendar_year"
-    unit: Literal["person"] = "person"
+    # person: the person's burden against the threshold; household: the household's burden
+    # against household size × the per-capita threshold (every member in the population is
+    # warned).
+    unit: Literal["person", "household"] = "person"
 
 
 class Route(Strict):

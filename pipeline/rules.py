@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.burden import BURDEN_MEASURES, MEASURE_COLUMNS
 from pipeline.errors import PovwatchError
 from pipeline.months import Month
 from pipeline.policy import PolicySet, income_region, missing_local_values, threshold_fen
@@ -35,6 +36,8 @@ RULE_SCHEMA = {
     "income_admdvs": pl.String,
     "income_year": pl.Int32,
     "income_scope": pl.String,
+    "burden_measure": pl.String,
+    "unit": pl.String,
 }
 
 ROUTE_SCHEMA = {
@@ -121,6 +124,8 @@ def resolve_rules(
                     "income_admdvs": income_admdvs,
                     "income_year": row["year"],
                     "income_scope": ref.scope,
+                    "burden_measure": rule.burden_measure,
+                    "unit": rule.unit,
                 }
             )
     return pl.DataFrame(rows, schema=RULE_SCHEMA)
@@ -148,14 +153,39 @@ def flag(
     idents: pl.DataFrame,
     rules: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Rows of (psn_no, m, warning_type…) for every rule whose population holds and
-    burden_ytd > threshold. ``burden`` has psn_no, m, burden_ytd_fen."""
+    """Rows of (psn_no, m, warning_type, burden_ytd_fen, threshold_fen…) for every rule whose
+    population holds and whose burden is strictly over its threshold.
+
+    ``burden``: psn_no, m and the ``burden__<measure>`` columns; ``registry``: psn_no, hh_id,
+    admdvs, insutype, rural, hh_size. A person-unit rule compares the person's burden with
+    the threshold; a household-unit rule compares the household's burden with household
+    size × the threshold, for every member of the household.
+    """
+    person = burden.lazy().join(registry.lazy(), on="psn_no", how="inner")
+    candidates = [person.with_columns(pl.lit("person").alias("unit"), pl.lit(1).alias("_mult"))]
+    if (rules["unit"] == "household").any():
+        households = person.group_by("hh_id", "m").agg(pl.col(MEASURE_COLUMNS).sum())
+        members = registry.lazy().join(households, on="hh_id", how="inner")
+        candidates.append(
+            members.with_columns(
+                pl.lit("household").alias("unit"), pl.col("hh_size").alias("_mult")
+            )
+        )
+    measured = pl.coalesce(
+        [
+            pl.when(pl.col("burden_measure") == name).then(pl.col(f"burden__{name}"))
+            for name in BURDEN_MEASURES
+        ]
+    )
     return (
-        burden.lazy()
-        .join(registry.lazy(), on="psn_no", how="inner")
+        pl.concat(candidates, how="diagonal_relaxed")
         .join(idents.lazy(), on=["psn_no", "m"], how="left")
         .with_columns(pl.col("identities").fill_null(pl.lit([], dtype=pl.List(pl.String))))
-        .join(rules.lazy(), on=["admdvs", "m"], how="inner")
+        .join(rules.lazy(), on=["admdvs", "m", "unit"], how="inner")
+        .with_columns(
+            measured.alias("burden_ytd_fen"),
+            (pl.col("threshold_fen") * pl.col("_mult")).alias("threshold_fen"),
+        )
         .filter(
             pl.when(pl.col("rule_ordinary"))
             .then(pl.col("identities").list.len() == 0)
@@ -168,6 +198,7 @@ def flag(
             )
             & (pl.col("burden_ytd_fen") > pl.col("threshold_fen"))
         )
+        .drop("_mult", *MEASURE_COLUMNS)
         .collect()
     )
 

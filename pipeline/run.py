@@ -230,17 +230,20 @@ def compute_warnings(
     months = Month(m.year, 1).through(m)
     rows = loaded_rows(con, m)
     identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
-    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural")
+    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
+    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
+        hh_size, on="hh_id", how="left"
+    )
     now = flag(burden_as_of(rows, m), people, identities_by_month(identities, [m]), rules)
     if now.height == 0:
         return pl.DataFrame(schema=_warning_schema())
-    # first_month: replay the months of the year for the persons warned now.
+    # first_month: replay the months of the year for the persons warned now (and, for
+    # household rules, the members of their households).
+    replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
     history = flag(
-        burden_history(rows, now["psn_no"], m),
+        burden_history(rows, replay, m),
         people,
-        identities_by_month(
-            identities.filter(pl.col("psn_no").is_in(now["psn_no"].implode())), months
-        ),
+        identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
         rules,
     )
     first = history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
