@@ -11,6 +11,7 @@ import polars as pl
 import typer
 
 from pipeline.errors import PovwatchError
+from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.settings import DEFAULT_DB, DEFAULT_LANDING, DEFAULT_OUTBOX, Settings
 
@@ -112,17 +113,6 @@ def warnings_csv(db: Path, month: Month) -> str:
     return format_warnings(frame)
 
 
-def _yuan(col: str) -> pl.Expr:
-    fen = pl.col(col)
-    sign = pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str(
-        sign,
-        (fen.abs() // 100).cast(pl.String),
-        pl.lit("."),
-        (fen.abs() % 100).cast(pl.String).str.zfill(2),
-    )
-
-
 def format_warnings(frame: pl.DataFrame) -> str:
     out = frame.select(
         "month",
@@ -131,8 +121,8 @@ def format_warnings(frame: pl.DataFrame) -> str:
         "admdvs",
         "warning_type",
         "rule_id",
-        _yuan("burden_ytd_fen").alias("burden_ytd"),
-        _yuan("threshold_fen").alias("threshold"),
+        fen_text(pl.col("burden_ytd_fen")).alias("burden_ytd"),
+        fen_text(pl.col("threshold_fen")).alias("threshold"),
         "first_month",
         "status",
     )
@@ -198,6 +188,57 @@ def policy_check(file: Annotated[Path, typer.Argument(help="policy file (YAML)")
     typer.echo(text, nl=False)
     if not complete:
         raise typer.Exit(3)
+
+
+@policy_app.command("simulate")
+def policy_simulate(
+    month: MonthOpt,
+    region: Annotated[str, typer.Option("--region", help="admdvs prefix, e.g. 2201 or 370811")],
+    factor: Annotated[
+        str, typer.Option("--factor", help="START:STOP:STEP (e.g. 0.3:0.8:0.05) or a list")
+    ] = "0.3:0.8:0.05",
+    income: Annotated[
+        str | None,
+        typer.Option("--income", help="LEVEL:SCOPE when the policy leaves it local"),
+    ] = None,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    policy: Policies = None,
+) -> None:
+    """Calibrate a local threshold: persons and households warned at each factor.
+
+    Stages the month's data (like a run, but publishes nothing). Per county and warning
+    type: persons and households warned, and the share of them whose household already
+    holds an assistance identity. Writes a CSV and a chart (PNG, SVG) under the outbox.
+    """
+    from pipeline.policy import PolicySet
+    from pipeline.run import stage_month
+    from pipeline.simulate import parse_factors, render_table, simulate
+
+    if not region.isdigit() or not 2 <= len(region) <= 6:
+        raise PovwatchError(f"--region {region!r}: expected an admdvs prefix of 2 to 6 digits")
+    ref = None
+    if income is not None:
+        level, _, scope = income.partition(":")
+        if level not in ("province", "city", "county") or scope not in ("all", "urban", "rural"):
+            raise PovwatchError(f"--income {income!r}: expected LEVEL:SCOPE, e.g. province:rural")
+        ref = (level, scope)
+    m = _month(month)
+    factors = parse_factors(factor)
+    stage_month(m, _settings(landing, db, outbox, policy, quiet=True))
+    result = simulate(
+        db,
+        PolicySet.load(tuple(policy or ())),
+        m,
+        region,
+        factors,
+        ref,
+        outbox / str(m) / "simulate",
+    )
+    typer.echo(render_table(result.table), nl=False)
+    typer.echo(f"per county: {result.csv}")
+    typer.echo(f"chart     : {result.png}, {result.svg}")
 
 
 def main() -> None:

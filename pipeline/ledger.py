@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.money import yuan
 from pipeline.months import Month
 from pipeline.warehouse import connect
-
-
-def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
 
 
 def status_text(db: Path, month: Month | None = None) -> str:
@@ -56,7 +50,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
                     ok = "ok" if r == lo + d + s + q else "MISMATCH"
                     lines.append(
                         f"{em}  {f}  {r} = {lo} + {d} + {s} + {q} [{ok}]  "
-                        f"{_yuan(mr)} / {_yuan(ml)}  {_yuan(bl)}"
+                        f"{yuan(mr)} / {yuan(ml)}  {yuan(bl)}"
                     )
         return "\n".join(lines) + "\n"
     finally:

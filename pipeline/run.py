@@ -169,14 +169,7 @@ def _run(
     )
     rules = resolve_rules(policies, regions_months, income, where)
 
-    say(f"[{m}] ingesting settlement exports up to {m}")
-    ingest_settlements(con, settings.landing, m, report)
-    checkpoint("after_ingest")
-    staged = classify_settlements(con, m, report)
-    checkpoint("after_staging")
-    if staged:
-        say(f"[{m}] staged export months {staged[0]}..{staged[-1]}")
-    files = _reconcile(con, m)
+    files = _ingest_and_stage(con, m, settings, report, say)
     for f in files:
         if f["export_month"] == str(m) or f["export_month"] in report.reread_months:
             say(
@@ -221,6 +214,40 @@ def _run(
         files=files,
         reports=[str(p) for p in reports],
     )
+
+
+def _ingest_and_stage(
+    con: duckdb.DuckDBPyConnection,
+    m: Month,
+    settings: Settings,
+    report: IngestReport,
+    say: Progress,
+) -> list[dict]:
+    say(f"[{m}] ingesting settlement exports up to {m}")
+    ingest_settlements(con, settings.landing, m, report)
+    checkpoint("after_ingest")
+    staged = classify_settlements(con, m, report)
+    checkpoint("after_staging")
+    if staged:
+        say(f"[{m}] staged export months {staged[0]}..{staged[-1]}")
+    return _reconcile(con, m)
+
+
+def stage_month(month: Month, settings: Settings) -> None:
+    """Load the reference data and stage the exports up to ``month``, without warnings.
+
+    For threshold calibration where the policy's thresholds are still left to the locality
+    (so a full run would stop). Nothing is published; the ledger is not touched.
+    """
+    say: Progress = _stderr if not settings.quiet else (lambda _msg: None)
+    con = connect(settings.db)
+    try:
+        with transaction(con):
+            report = IngestReport()
+            load_reference(con, settings.landing, month, report)
+            _ingest_and_stage(con, month, settings, report, say)
+    finally:
+        con.close()
 
 
 def compute_warnings(
