@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -28,13 +29,54 @@ def sql(name: str) -> str:
     return (resource_dir("sql") / f"{name}.sql").read_text(encoding="utf-8")
 
 
+KEY_ENV = "POVWATCH_DB_KEY"
+
+
+def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A plain file, or an encrypted one when ``POVWATCH_DB_KEY`` holds the key.
+
+    Encryption at rest uses DuckDB's AES-GCM database encryption. Writing an encrypted
+    file needs DuckDB's httpfs extension (OpenSSL) installed beside DuckDB; the key never
+    appears in messages. (An Airflow deployment passes the key from a connection's password
+    into this variable.)
+    """
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        return duckdb.connect(str(db), read_only=read_only)
+    con = duckdb.connect()
+    with contextlib.suppress(duckdb.Error):
+        con.execute("load httpfs")
+    if os.environ.get("POVWATCH_DB_UNSAFE_CRYPTO") == "1":
+        # Tests only: DuckDB's fallback crypto without OpenSSL (not securely random).
+        con.execute("set force_mbedtls_unsafe = 'true'")
+    mode = ", read_only" if read_only else ""
+    try:
+        con.execute(f"attach ? as warehouse (encryption_key ?{mode})", [str(db), key])
+    except duckdb.Error as exc:
+        con.close()
+        text = str(exc)
+        if "crypto" in text.lower() or "httpfs" in text.lower():
+            raise PovwatchError(
+                f"{db}: writing an encrypted warehouse needs DuckDB's httpfs extension "
+                "(install it for this DuckDB version), or unset POVWATCH_DB_KEY"
+            ) from None
+        if "lock" in text.lower():
+            raise
+        raise PovwatchError(
+            f"{db}: cannot open the encrypted warehouse with the key in {KEY_ENV} "
+            "(wrong key, or the file is not encrypted)"
+        ) from None
+    con.execute("use warehouse")
+    return con
+
+
 def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; a second writer gets a clear one-line refusal, not a corrupt file."""
     if read_only and not db.exists():
         raise PovwatchError(f"{db}: no warehouse here yet (run `povwatch run` first)")
     db.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(str(db), read_only=read_only)
+        con = _open(db, read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise PovwatchError(
