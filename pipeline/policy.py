@@ -9,7 +9,6 @@ with an error naming the region and the missing key — never a guessed number.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline import assistance
 from pipeline.assistance import Assistance
 from pipeline.errors import PovwatchError
 from pipeline.policy_types import (
@@ -216,8 +216,17 @@ def _pick(items: list, key: str) -> Any:
     return None
 
 
+def _plain_copy(value: Any) -> Any:
+    """A deep copy that does not keep YAML anchors shared (each version gets its own)."""
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
+
+
 def _apply_overlay(base: dict, overlay: Overlay, path: Path) -> dict:
-    merged = copy.deepcopy(base)
+    merged = _plain_copy(base)
     names = {v.get("version") for v in merged.get("versions", [])}
     unknown = set(overlay.versions or ()) - names
     if unknown:
@@ -237,7 +246,7 @@ def _apply_overlay(base: dict, overlay: Overlay, path: Path) -> dict:
                     )
             if isinstance(node, list):
                 raise PovwatchError(f"{path}: overlay key {key!r} ends at a list")
-            node[last] = copy.deepcopy(value)
+            node[last] = _plain_copy(value)
     merged["policy_id"] = overlay.overlay_id
     merged["title"] = overlay.title
     merged["document"] = f"{overlay.document}（补充 {base.get('document', overlay.extends)}）"
@@ -284,8 +293,15 @@ class PolicySet:
         return None
 
 
+def missing_assistance_values(version: PolicyVersion) -> list[str]:
+    """Keys of assistance values left to the locality (needed by the calculator, not by
+    the warnings)."""
+    return assistance.missing_local_values(version.assistance)
+
+
 def missing_local_values(version: PolicyVersion) -> list[str]:
-    """Keys of values the document leaves to the locality and nobody supplied yet."""
+    """Keys of monitoring values the document leaves to the locality and nobody supplied
+    yet: a run over the region cannot decide its warnings without them."""
     missing = []
     for rule in version.monitoring:
         base = f"monitoring.{rule.warning_type}"

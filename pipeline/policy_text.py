@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.assistance import describe as describe_assistance
 from pipeline.labels import DEPARTMENTS, IDENTITIES, WARNING_TYPES
-from pipeline.policy import Population, Threshold, load_policy, missing_local_values
+from pipeline.policy import (
+    Population,
+    Threshold,
+    load_policy,
+    missing_assistance_values,
+    missing_local_values,
+)
 
 _LEVEL = {"province": "全省", "city": "全市", "county": "本县（区）"}
 _SCOPE = {"all": "居民", "urban": "城镇常住居民", "rural": "农村常住居民"}
@@ -69,11 +76,18 @@ def check_text(path: Path) -> tuple[str, bool]:
                 + (f"（{'；'.join(cond)}）" if cond else "")
                 + f"   [{r.cite.clause}]"
             )
+        if v.assistance is not None:
+            out.extend(describe_assistance(v.assistance))
         missing = missing_local_values(v)
         if missing:
             complete = False
-            out.append("  MISSING local values (supply them in a local policy file):")
+            out.append("  MISSING local values for the warnings (runs stop until supplied):")
             out.extend(f"    - {key}" for key in missing)
+        missing_aid = missing_assistance_values(v)
+        if missing_aid:
+            complete = False
+            out.append("  MISSING local values for the assistance calculator:")
+            out.extend(f"    - {key}" for key in missing_aid)
     out.append("")
     out.append("complete" if complete else "incomplete: local values missing")
     return "\n".join(out) + "\n", complete

@@ -169,7 +169,11 @@ def test_policy_check_exit_codes_and_text():
     incomplete = _cli("policy", "check", "policies/jilin-220000.yaml")
     assert incomplete.returncode == 3
     assert "monitoring.relapse.threshold.factor" in incomplete.stdout
+    # The Changchun example supplies the monitoring values (runs work) but not Jilin's
+    # assistance caps (000 §四(五) leaves them local): still incomplete, listed apart.
     overlay = _cli("policy", "check", "policies/examples/changchun-2201-overlay.yaml")
-    assert overlay.returncode == 0, overlay.stdout
+    assert overlay.returncode == 3, overlay.stdout
+    assert "for the warnings" not in overlay.stdout
+    assert "assistance.rules.JL-C1.cap.yuan" in overlay.stdout
     broken = _cli("policy", "check", "pyproject.toml")
     assert broken.returncode == 1 and broken.stderr.count("\n") == 1
