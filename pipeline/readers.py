@@ -9,6 +9,7 @@ A file that cannot be used at all raises :class:`PovwatchError` naming file and 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pipeline.errors import PovwatchError
 
 SUPPORTED = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 _HEADER_SEARCH_ROWS = 20
+_ROW_NUMBER = "__source_row"  # a reader that drops rows numbers them itself
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ def _decode(data: bytes, rel: str) -> tuple[str, str]:
 
 def _raise_encoding(data: bytes, exc: UnicodeDecodeError, rel: str, offset: int) -> None:
     pos = exc.start + offset
-    row = data.count(b"\n", 0, pos) + 1
+    # The row as a spreadsheet shows it: a quoted field may hold line breaks.
+    before = data[offset:pos].decode(exc.encoding, errors="replace")
+    row = _record_of(before + "x") or data.count(b"\n", 0, pos) + 1
     raise PovwatchError(
         f"{rel} row {row}: unknown text encoding (byte 0x{data[pos]:02x} at offset {pos} "
         "is neither UTF-8 nor GB18030)"
@@ -137,10 +141,36 @@ def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str, int]:
             raise_if_empty=False,
             quote_char='"',
         )
-    except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PovwatchError(f"{rel}: not a readable CSV file ({first})") from None
+    except pl.exceptions.PolarsError:
+        # polars quotes the offending field in its message: names and resident ids never
+        # reach a message, so say where and why from our own reading of the text.
+        raise PovwatchError(f"{rel}: not a readable CSV file ({_csv_problem(text)})") from None
     return frame, encoding, 1
+
+
+def _record_of(text: str) -> int | None:
+    """How many CSV records (the header is the first) ``text`` starts; None if unparseable."""
+    try:
+        return sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        return None
+
+
+def _csv_problem(text: str) -> str:
+    """Where and why a CSV text does not parse, without quoting any of its values."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    row = 0
+    width = None
+    try:
+        for record in reader:
+            row += 1
+            if width is None:
+                width = len(record)
+            elif len(record) > width:
+                return f"row {row} has {len(record)} fields, the header {width}"
+    except csv.Error as exc:
+        return f"row {row + 1}: {exc}"
+    return "malformed CSV"
 
 
 def _read_parquet(path: Path, rel: str) -> pl.DataFrame:
@@ -187,7 +217,8 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
 
     try:
         reader = fastexcel.read_excel(str(path))
-        sheet = reader.load_sheet(0, header_row=None, dtypes="string")
+        # skip_rows=0: keep leading empty rows, so grid row i is spreadsheet row i + 1.
+        sheet = reader.load_sheet(0, header_row=None, dtypes="string", skip_rows=0)
         grid = sheet.to_polars()
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -216,7 +247,11 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
     for j, name in enumerate(header):
         names.append(name if name else f"__blank_{j}")
     body = body.rename(dict(zip(body.columns, names, strict=True)))
-    body = body.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
+    # Number the rows before dropping empty ones, so later rows keep their spreadsheet number.
+    cells = pl.exclude(_ROW_NUMBER)
+    body = body.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int32) + header_idx + 2).alias(_ROW_NUMBER)
+    ).filter(~pl.all_horizontal(cells.is_null() | (cells.str.strip_chars() == "")))
     return body, header_idx + 1
 
 
@@ -261,7 +296,9 @@ def _conform(
             as_float = e.cast(pl.Float64, strict=False)
             e = pl.coalesce(_float_money_text(as_float), e)
         exprs.append(e.alias(col))
-    out = frame.select(
-        (pl.int_range(pl.len(), dtype=pl.Int32) + header_row + 1).alias("source_row"), *exprs
-    )
+    if _ROW_NUMBER in frame.columns:
+        row = pl.col(_ROW_NUMBER).cast(pl.Int32)
+    else:
+        row = pl.int_range(pl.len(), dtype=pl.Int32) + header_row + 1
+    out = frame.select(row.alias("source_row"), *exprs)
     return out, extra

@@ -92,19 +92,37 @@ checked as (
     from typed
 ),
 
--- The first arrival of a settlement id is the settlement; later arrivals are duplicates.
+-- A row that passed the checks is usable unless it reverses a settlement not known by its
+-- export month (loaded earlier, or arriving in this or an earlier export month of the range):
+-- such a reversal is quarantined, so it must not make a later copy of itself a duplicate.
+usable as (
+    select
+        c.*,
+        c.check_result is null and (
+            c.refd_flag = 0
+            or c.init_setl_id in (select setl_id from prior where refd_setl_flag = 0)
+            or exists (
+                select 1 from checked as o
+                where o.check_result is null and o.refd_flag = 0
+                    and o.setl_id = c.init_setl_id and o.export_month <= c.export_month
+            )
+        ) as is_usable
+    from checked as c
+),
+
+-- The first usable arrival of a settlement id is the settlement; later ones are duplicates.
 ranked as (
     select
         *,
         case
-            when check_result is not null then null
+            when not is_usable then null
             when setl_id in (select setl_id from prior) then 2
             else row_number() over (
-                partition by setl_id, check_result is null
+                partition by setl_id, is_usable
                 order by export_month, source_file, source_row
             )
         end as arrival
-    from checked
+    from usable
 ),
 
 originals as (
