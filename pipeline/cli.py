@@ -97,7 +97,8 @@ def warnings_csv(db: Path, month: Month) -> str:
     con = connect(db, read_only=True)
     try:
         ran = con.execute(
-            "select count(*) from run_ledger where month = ? and outcome = 'success'",
+            "select count(*) from run_ledger where month = ? "
+            "and outcome in ('success', 'publishing')",
             [str(month)],
         ).fetchall()[0][0]
         if not ran:

@@ -89,7 +89,8 @@ def read_file(path: Path, spec: FileSpec, landing: Path) -> ReadResult:
         frame, header_row = _read_parquet(path, rel), 1
     else:
         frame, header_row = _read_xlsx(path, rel, spec)
-    frame, extra = _conform(frame, spec, rel, header_row)
+    # Only spreadsheet cells carry money as binary floats; CSV text is taken as written.
+    frame, extra = _conform(frame, spec, rel, header_row, floats=fmt == "xlsx")
     return ReadResult(
         path=path,
         rel=rel,
@@ -188,6 +189,9 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
         return col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name)
     if dtype == pl.Date:
         return col.dt.strftime("%Y-%m-%d").alias(name)
+    if dtype.is_float():
+        # a float column (money written as double): exact cents when it is a whole fen
+        return pl.coalesce(_float_money_text(col), col.cast(pl.String)).alias(name)
     return col.cast(pl.String).alias(name)
 
 
@@ -261,7 +265,7 @@ def _norm_name(name: object, aliases: dict[str, str]) -> str:
 
 
 def _conform(
-    frame: pl.DataFrame, spec: FileSpec, rel: str, header_row: int
+    frame: pl.DataFrame, spec: FileSpec, rel: str, header_row: int, *, floats: bool = False
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     aliases = dict(spec.aliases)
     renamed: dict[str, str] = {}
@@ -292,13 +296,18 @@ def _conform(
             continue
         e = pl.col(col).str.strip_chars()
         e = pl.when(e == "").then(None).otherwise(e)
-        if col in spec.money:
-            as_float = e.cast(pl.Float64, strict=False)
-            e = pl.coalesce(_float_money_text(as_float), e)
+        if floats and col in spec.money:
+            e = pl.coalesce(_float_money_text(e.cast(pl.Float64, strict=False)), e)
         exprs.append(e.alias(col))
     if _ROW_NUMBER in frame.columns:
         row = pl.col(_ROW_NUMBER).cast(pl.Int32)
     else:
         row = pl.int_range(pl.len(), dtype=pl.Int32) + header_row + 1
-    out = frame.select(row.alias("source_row"), *exprs)
+    out = (
+        frame.lazy()
+        .select(row.alias("source_row"), *exprs)
+        # a record with no value at all (a blank line, ",,,,") is not a row of data
+        .filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
+        .collect()
+    )
     return out, extra

@@ -74,9 +74,10 @@ Progress = Callable[[str], None]
 def checkpoint(stage: str) -> None:
     """Fault injection for the tests: ``POVWATCH_FAULT=<stage>`` kills the process here.
 
-    Stages: after_reference, after_ingest, after_staging, after_warnings, after_reports,
-    before_commit, after_commit. The transaction makes every stage before the commit leave
-    the warehouse as it was; a re-run then gives the undisturbed result.
+    Stages: after_reference, after_ingest, after_staging, after_warnings, before_commit,
+    after_commit, after_reports. The transaction makes every stage before the commit leave
+    the warehouse as it was; reports are delivered after the commit; a re-run then gives
+    the undisturbed result.
     """
     if os.environ.get("POVWATCH_FAULT") == stage:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -118,13 +119,23 @@ def run_month(
         )
         try:
             with transaction(con):
-                result = _run(con, m, settings, policies, run_id, say)
+                result, deliverable = _run(con, m, settings, policies, run_id, say)
                 checkpoint("before_commit")
+            # Committed (outcome `publishing`): now deliver. Reports reach the outbox only
+            # for data the warehouse holds; the run is `success` once they are there.
+            checkpoint("after_commit")
+            say(f"[{m}] writing reports to {settings.outbox / str(m)}")
+            reports = write_reports(deliverable, str(m), settings.outbox)
+            checkpoint("after_reports")
+            con.execute(
+                "update run_ledger set outcome = 'success', finished_at = ? where run_id = ?",
+                [dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
+            )
         except Exception as exc:
             message = str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
             _ledger_failure(con, run_id, message)
             raise
-        checkpoint("after_commit")
+        result.reports = [str(p) for p in reports]
         result.seconds = round(time.perf_counter() - t0, 2)
         say(f"[{m}] done in {result.seconds:.1f} s: {result.warnings} warnings")
         return result
@@ -139,7 +150,7 @@ def _run(
     policies: PolicySet,
     run_id: str,
     say: Progress,
-) -> RunResult:
+) -> tuple[RunResult, pl.DataFrame]:
     report = IngestReport()
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
@@ -201,19 +212,12 @@ def _run(
         con.unregister("r_batch")
 
     checkpoint("after_warnings")
-    say(f"[{m}] writing reports to {settings.outbox / str(m)}")
-    reports = write_reports(_report_frame(routed, registry, warnings), str(m), settings.outbox)
-    checkpoint("after_reports")
 
     _ledger_success(con, run_id, m, policies, rules, report, files, warnings.height)
-    return RunResult(
-        month=str(m),
-        run_id=run_id,
-        outcome="success",
-        warnings=warnings.height,
-        files=files,
-        reports=[str(p) for p in reports],
+    result = RunResult(
+        month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
+    return result, _report_frame(routed, registry, warnings)
 
 
 def _ingest_and_stage(
@@ -407,7 +411,7 @@ def _ledger_success(con, run_id, m, policies, rules, report, files, n_warnings) 
     con.execute(
         """
         update run_ledger
-        set finished_at = ?, outcome = 'success', policies = ?, reference = ?, inputs = ?,
+        set finished_at = ?, outcome = 'publishing', policies = ?, reference = ?, inputs = ?,
             warnings = ?
         where run_id = ?
         """,

@@ -34,9 +34,9 @@ STAGES = [
     "after_ingest",
     "after_staging",
     "after_warnings",
-    "after_reports",
     "before_commit",
     "after_commit",
+    "after_reports",
 ]
 EXTRA = ["psn_name", "fixmedins_name"]  # kept in real exports, not part of the contract
 # ledger_files columns, per file of a run
@@ -211,12 +211,14 @@ def test_a_run_killed_at_any_stage_then_rerun_equals_an_undisturbed_run(
     killed = povwatch("run", "--month", MAR, "--quiet", cwd=work, fault=stage)
     assert killed.returncode == -9, killed.stderr.decode()
 
-    # The killed run is in the ledger from its start; it never finished unless it had
-    # committed (after_commit: the work was done, only the process died afterwards).
+    # The killed run is in the ledger from its start and stays `running` when killed before
+    # the commit; killed after it (warehouse written, reports not yet confirmed) it stays
+    # `publishing`. Reports reach the outbox only after the commit.
     status = povwatch("status", "--month", MAR, cwd=work)
     assert status.returncode == 0, status.stderr.decode()
     lines = status.stdout.decode().splitlines()
-    expected_outcome = "success" if stage == "after_commit" else "running"
+    committed_stage = stage in ("after_commit", "after_reports")
+    expected_outcome = "publishing" if committed_stage else "running"
     assert len(lines) >= 1 and lines[0].split()[:2] == [MAR, expected_outcome], lines
     leftover = sorted(
         p.relative_to(work / "data" / "outbox").as_posix()
@@ -228,10 +230,12 @@ def test_a_run_killed_at_any_stage_then_rerun_equals_an_undisturbed_run(
         work, "select count(*) from stg_settlements where export_month = ?", [MAR]
     )
     # Before the commit nothing of 2024-03 is in the warehouse; after it, everything is.
-    if stage == "after_commit":
+    if committed_stage:
         assert committed > 0 and staged_mar > 0
     else:
         assert committed == 0 and staged_mar == 0
+    # Reports are delivered only for committed data.
+    assert bool(leftover) == (stage == "after_reports"), leftover
 
     again = povwatch("run", "--month", MAR, "--quiet", cwd=work)
     assert again.returncode == 0, again.stderr.decode()
