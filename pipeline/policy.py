@@ -167,7 +167,7 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
     except OSError as exc:
         raise PovwatchError(f"{path}: cannot read policy file ({exc.strerror})") from None
     try:
-        data: Any = yaml.safe_load(raw)
+        data: Any = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise PovwatchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
