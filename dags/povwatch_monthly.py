@@ -26,6 +26,16 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 TZ = "Asia/Shanghai"
 
 
+def _connection_password(conn_id: str) -> str | None:
+    """The password of an Airflow connection, or None when there is no such connection."""
+    from airflow.sdk import Connection
+
+    try:
+        return Connection.get(conn_id).password or None
+    except Exception:  # AirflowNotFoundException and friends: no connection configured
+        return None
+
+
 @dag(
     dag_id="povwatch_monthly",
     description="Monthly medical-cost poverty early warnings (因病返贫/因病致贫 双预警)",
@@ -81,6 +91,11 @@ def povwatch_monthly() -> None:
         from pipeline.settings import Settings
 
         assert params is not None
+        # Encryption at rest: the warehouse key may live in an Airflow connection (its
+        # password) instead of the worker's environment.
+        key = _connection_password("povwatch_warehouse")
+        if key and not os.environ.get("POVWATCH_DB_KEY"):
+            os.environ["POVWATCH_DB_KEY"] = key
         settings = Settings(
             landing=Path(params["landing"]),
             db=Path(params["db"]),

@@ -149,3 +149,17 @@ create table if not exists stg_state (
     export_month varchar primary key,
     inputs_digest varchar not null
 );
+
+-- The warning history: one row per person, warning type and year, from the monthly marts.
+create or replace view warning_history as
+    select
+        psn_no,
+        warning_type,
+        cast(substr(month, 1, 4) as integer) as year,
+        min(first_month) as first_month,
+        max(month) as last_month,
+        count(*) as months_warned,
+        arg_max(burden_ytd_fen, month) as latest_burden_ytd_fen,
+        arg_max(threshold_fen, month) as latest_threshold_fen
+    from mart_warnings
+    group by all;
