@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IDENTITY_CODES = (
-    "tekun",
-    "orphan",
-    "dibao",
-    "fanpin",
-    "dibao_edge",
-    "monitor_unstable",
-    "monitor_edge",
-    "monitor_sudden",
-    "tuopin",
-    "illness_poor",
-    "expense_poor",
-)
 IdentityCode = Literal[
     "tekun",
     "orphan",
@@ -32,6 +19,7 @@ IdentityCode = Literal[
     "illness_poor",
     "expense_poor",
 ]
+IDENTITY_CODES: tuple[str, ...] = get_args(IdentityCode)
 Local = Literal["local"]
 Department = Literal["civil_affairs", "rural_revitalization"]
 WarningType = Literal["relapse", "impoverish"]

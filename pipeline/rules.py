@@ -147,6 +147,31 @@ def identities_by_month(identities: pl.DataFrame, months: list[Month]) -> pl.Dat
     )
 
 
+def in_population() -> pl.Expr:
+    """The rule's population holds: ``ordinary`` means no identity in force; otherwise any
+    of the rule's identities; and the insurance type, when the rule restricts it."""
+    return (
+        pl.when(pl.col("rule_ordinary"))
+        .then(pl.col("identities").list.len() == 0)
+        .otherwise(
+            pl.col("identities").list.set_intersection(pl.col("rule_identities")).list.len() > 0
+        )
+    ) & (
+        pl.col("rule_insutypes").is_null()
+        | pl.col("rule_insutypes").list.contains(pl.col("insutype")).fill_null(False)
+    )
+
+
+def measured_burden() -> pl.Expr:
+    """The ``burden__<measure>`` column the rule's ``burden_measure`` names."""
+    return pl.coalesce(
+        [
+            pl.when(pl.col("burden_measure") == name).then(pl.col(f"burden__{name}"))
+            for name in BURDEN_MEASURES
+        ]
+    )
+
+
 def flag(
     burden: pl.DataFrame,
     registry: pl.DataFrame,
@@ -171,33 +196,16 @@ def flag(
                 pl.lit("household").alias("unit"), pl.col("hh_size").alias("_mult")
             )
         )
-    measured = pl.coalesce(
-        [
-            pl.when(pl.col("burden_measure") == name).then(pl.col(f"burden__{name}"))
-            for name in BURDEN_MEASURES
-        ]
-    )
     return (
         pl.concat(candidates, how="diagonal_relaxed")
         .join(idents.lazy(), on=["psn_no", "m"], how="left")
         .with_columns(pl.col("identities").fill_null(pl.lit([], dtype=pl.List(pl.String))))
         .join(rules.lazy(), on=["admdvs", "m", "unit"], how="inner")
         .with_columns(
-            measured.alias("burden_ytd_fen"),
+            measured_burden().alias("burden_ytd_fen"),
             (pl.col("threshold_fen") * pl.col("_mult")).alias("threshold_fen"),
         )
-        .filter(
-            pl.when(pl.col("rule_ordinary"))
-            .then(pl.col("identities").list.len() == 0)
-            .otherwise(
-                pl.col("identities").list.set_intersection(pl.col("rule_identities")).list.len() > 0
-            )
-            & (
-                pl.col("rule_insutypes").is_null()
-                | pl.col("rule_insutypes").list.contains(pl.col("insutype")).fill_null(False)
-            )
-            & (pl.col("burden_ytd_fen") > pl.col("threshold_fen"))
-        )
+        .filter(in_population() & (pl.col("burden_ytd_fen") > pl.col("threshold_fen")))
         .drop("_mult", *MEASURE_COLUMNS)
         .collect()
     )

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.burden import BURDEN_MEASURES, burden_as_of, loaded_rows
+from pipeline.burden import burden_as_of, loaded_rows
 from pipeline.errors import PovwatchError
 from pipeline.labels import COUNTIES, WARNING_TYPES
 from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.policy import PolicySet, income_region, threshold_fen
-from pipeline.rules import identities_by_month, income_in_force
+from pipeline.rules import identities_by_month, in_population, income_in_force, measured_burden
 from pipeline.warehouse import connect
 
 # When a document leaves the population to the locality too, the usual national split.
@@ -147,12 +147,6 @@ def simulate(
         .unique()
         .with_columns(pl.lit(True).alias("household_known"))
     )
-    measured = pl.coalesce(
-        [
-            pl.when(pl.col("burden_measure") == name).then(pl.col(f"burden__{name}"))
-            for name in BURDEN_MEASURES
-        ]
-    )
     warned = (
         burden_as_of(rows, month)
         .lazy()
@@ -160,18 +154,7 @@ def simulate(
         .join(idents.lazy(), on="psn_no", how="left")
         .with_columns(pl.col("identities").fill_null(pl.lit([], dtype=pl.List(pl.String))))
         .join(rules.lazy(), on="admdvs", how="inner")  # persons × factors, in one pass
-        .filter(
-            pl.when(pl.col("rule_ordinary"))
-            .then(pl.col("identities").list.len() == 0)
-            .otherwise(
-                pl.col("identities").list.set_intersection(pl.col("rule_identities")).list.len() > 0
-            )
-            & (
-                pl.col("rule_insutypes").is_null()
-                | pl.col("rule_insutypes").list.contains(pl.col("insutype")).fill_null(False)
-            )
-            & (measured > pl.col("threshold_fen"))
-        )
+        .filter(in_population() & (measured_burden() > pl.col("threshold_fen")))
         .join(known_households.lazy(), on="hh_id", how="left")
         .group_by("factor", "factor_text", "admdvs", "warning_type", "threshold_fen")
         .agg(
