@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import __version__
+from pipeline import __version__, quality
 from pipeline.burden import burden_as_of, burden_history, loaded_rows
 from pipeline.errors import PovwatchError
 from pipeline.ingest import (
@@ -134,6 +134,9 @@ def run_month(
         except Exception as exc:
             message = str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
             _ledger_failure(con, run_id, message)
+            if isinstance(exc, quality.QualityGateError):  # keep the failed checks on record
+                with contextlib.suppress(duckdb.Error):
+                    quality.store_results(con, run_id, str(m), exc.results)
             raise
         result.reports = [str(p) for p in reports]
         result.seconds = round(time.perf_counter() - t0, 2)
@@ -181,6 +184,11 @@ def _run(
     rules = resolve_rules(policies, regions_months, income, where)
 
     files = _ingest_and_stage(con, m, settings, report, say)
+    gates = os.environ.get("POVWATCH_QUALITY", "on") != "off"
+    checks = []
+    if gates:
+        say(f"[{m}] quality gates (Great Expectations)")
+        checks = quality.check_inputs(con, str(m), run_id)
     for f in files:
         if f["export_month"] == str(m) or f["export_month"] in report.reread_months:
             say(
@@ -211,6 +219,12 @@ def _run(
         con.execute("insert into mart_warning_routes by name select * from r_batch")
         con.unregister("r_batch")
 
+    if gates:
+        checks += quality.check_outputs(con, str(m), run_id)
+        quality.store_results(con, run_id, str(m), checks)
+        say(f"[{m}] {quality.summary_line(checks)}")
+    else:  # POVWATCH_QUALITY=off: row-level checks ran; batch gates skipped, on record
+        say(f"[{m}] quality gates skipped (POVWATCH_QUALITY=off)")
     checkpoint("after_warnings")
 
     _ledger_success(con, run_id, m, policies, rules, report, files, warnings.height)

@@ -4,7 +4,7 @@
 -- reason code and column). Classification of an export month depends only on that month
 -- and earlier ones (already staged, read from `prior`), so a re-run of an old month sees
 -- what was there then, and a new month is classified without touching the earlier ones.
-insert into stg_settlements
+insert into stg_settlements by name
 with
 
 src as (
@@ -145,10 +145,20 @@ final as (
         med_class(r.med_type) as med_class,
         r.setl_ts as setl_time,
         case when r.refd_flag = 1 then o.cost_year else year(r.setl_ts) end as cost_year,
-        r.medfee_fen, r.fulamt_ownpay_fen, r.overlmt_selfpay_fen, r.preselfpay_fen,
-        r.inscp_scp_fen, r.hifp_fen, r.hifmi_fen, r.hifob_fen, r.maf_fen, r.oth_fen,
-        r.fund_fen, r.psn_part_fen, r.hosp_part_fen,
-        r.refd_flag,
+        r.medfee_fen as medfee_sumamt,
+        r.fulamt_ownpay_fen as fulamt_ownpay_amt,
+        r.overlmt_selfpay_fen as overlmt_selfpay,
+        r.preselfpay_fen as preselfpay_amt,
+        r.inscp_scp_fen as inscp_scp_amt,
+        r.hifp_fen as hifp_pay,
+        r.hifmi_fen as hifmi_pay,
+        r.hifob_fen as hifob_pay,
+        r.maf_fen as maf_pay,
+        r.oth_fen as oth_pay,
+        r.fund_fen as fund_pay_sumamt,
+        r.psn_part_fen as psn_part_amt,
+        r.hosp_part_fen as hosp_part_amt,
+        r.refd_flag as refd_setl_flag,
         r.init_setl_id,
         case
             when r.check_result[1] = 'vali_flag_0' then 'skipped'

@@ -14,7 +14,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024"
 
 
 def _cli(tmp_path, *args, **env):
-    full = {**os.environ, **env}
+    full = {**os.environ, "POVWATCH_QUALITY": "off", **env}  # gates: see test_quality_gates
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         cwd=tmp_path,

@@ -42,6 +42,16 @@ from pipeline.run import run_month
 from pipeline.settings import Settings
 from tests.landing import make_landing, person, settlement
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_batch_gates():
+    """Reconciliation and burden are under test here, on tiny random exports; the GX batch
+    gates have their own tests (test_quality_gates) and would only cost time per run."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POVWATCH_QUALITY", "off")
+        yield
+
+
 REGIONS = ["370811", "370812", "370826", "370883"]
 # 004 §六, thresholds in fen by month (see the module docstring).
 THRESHOLDS = {
