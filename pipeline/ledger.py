@@ -40,6 +40,20 @@ def status_text(db: Path, month: Month | None = None) -> str:
                 """,
                 [last],
             ).fetchall()
+            has_quality = con.sql(
+                "select count(*) from information_schema.tables "
+                "where table_name = 'quality_results'"
+            ).fetchall()[0][0]
+            if has_quality:
+                passed, total, suites = con.sql(
+                    "select count(*) filter (where success), count(*), count(distinct suite) "
+                    "from quality_results where run_id = ?",
+                    params=[last],
+                ).fetchall()[0]
+                if total:
+                    lines.append(
+                        f"quality: {passed}/{total} expectations passed ({suites} suites)"
+                    )
             if files:
                 lines.append("")
                 lines.append(

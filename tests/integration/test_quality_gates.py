@@ -8,6 +8,10 @@ whether or not run_month already calls the gates.
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +173,26 @@ def test_results_are_stored_per_run(con):
         """
     ).fetchall()
     assert rows == [(len(results), 1, "2024-05", "batch")]
+
+
+def test_status_shows_the_runs_quality_summary(tmp_path):
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024" / "landing"
+    shutil.copytree(fixture, tmp_path / "data" / "landing")
+    cli = [sys.executable, "-m", "pipeline.cli"]
+    run = subprocess.run(
+        [*cli, "run", "--month", "2024-01", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    status = subprocess.run(
+        [*cli, "status", "--month", "2024-01"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0
+    assert re.search(r"quality: (\d+)/\1 expectations passed \(5 suites\)", status.stdout)
