@@ -257,10 +257,9 @@ def main() -> None:
         print("povwatch: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # usage errors
+            line = " ".join(exc.format_message().split())
+            print(f"povwatch: error: {line} (see povwatch --help)", file=sys.stderr)
             sys.exit(exc.exit_code)
         if os.environ.get("POVWATCH_DEBUG"):
             raise

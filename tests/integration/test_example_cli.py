@@ -170,3 +170,15 @@ def test_a_single_month_on_a_fresh_warehouse_equals_the_backfill(backfilled, tmp
     assert a.sql(q).fetchall() == b.sql(q).fetchall()
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run",), ("bogus",), ("run", "--month", "2024-01", "--nope"), ("run", "--month", "24-1")],
+    ids=["missing-month", "unknown-command", "unknown-option", "bad-month"],
+)
+def test_usage_errors_are_one_line_and_non_zero(tmp_path, args):
+    out = povwatch(*args, cwd=tmp_path)
+    assert out.returncode != 0
+    err = out.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and err.startswith("povwatch: error: "), err
