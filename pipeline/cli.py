@@ -177,7 +177,12 @@ def status(
 
 
 @policy_app.command("check")
-def policy_check(file: Annotated[Path, typer.Argument(help="policy file (YAML)")]) -> None:
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="policy file (YAML)")],
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
     """Validate a policy file and print what it decides, clause by clause.
 
     Exit 0: valid and complete; 1: invalid (one line on stderr); 3: valid, but values the

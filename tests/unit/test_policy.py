@@ -162,7 +162,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_policy_check_exit_codes_and_text():
-    ok = _cli("policy", "check", "policies/jining-370800.yaml")
+    # Every command takes --landing, --db and --outbox (contract), policy check too.
+    ok = _cli(
+        "policy",
+        "check",
+        "policies/jining-370800.yaml",
+        "--landing",
+        "l",
+        "--db",
+        "d",
+        "--outbox",
+        "o",
+    )
     assert ok.returncode == 0
     assert "004 §六" in ok.stdout and "19945" not in ok.stdout
     assert "全省上年居民人均可支配收入 × 150%" in ok.stdout
