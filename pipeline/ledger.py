@@ -51,9 +51,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
                     params=[last],
                 ).fetchall()[0]
                 if total:
-                    lines.append(
-                        f"quality: {passed}/{total} expectations passed ({suites} suites)"
-                    )
+                    lines.append(f"quality: {passed}/{total} expectations passed ({suites} suites)")
             if files:
                 lines.append("")
                 lines.append(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline import assistance
 from pipeline.assistance import Assistance
-from pipeline.errors import PovwatchError
+from pipeline.errors import PovwatchError, invalid
 from pipeline.policy_types import (
     Citation,
     Department,
@@ -179,9 +179,7 @@ def _validate(model: type[BaseModel], data: Any, path: Path, what: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise PovwatchError(f"{path}: invalid {what} at {where}: {err['msg']}") from None
+        raise invalid(exc, path, what) from None
 
 
 def load_policy(path: Path, bases: dict[str, LoadedPolicy] | None = None) -> LoadedPolicy:

@@ -36,7 +36,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.errors import PovwatchError
+from pipeline.errors import PovwatchError, invalid
 from pipeline.warehouse import resource_dir, sql
 
 INPUT_SUITES = ("stg_settlements", "ref_persons", "ref_identities", "ref_income")
@@ -173,9 +173,7 @@ class QualityBands(BaseModel):
         try:
             return cls.model_validate(merged)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise PovwatchError(f"{path}: invalid quality bands at {where}: {err['msg']}") from None
+            raise invalid(exc, path, "quality bands") from None
 
 
 @dataclass(frozen=True)

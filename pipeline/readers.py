@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import PovwatchError
+from pipeline.money import fen_text
 
 SUPPORTED = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 _HEADER_SEARCH_ROWS = 20
@@ -206,14 +207,7 @@ def _float_money_text(value: pl.Expr) -> pl.Expr:
     fen_f = (value * 100).round(0)
     exact = (value * 100 - fen_f).abs() < 1e-4
     fen = pl.when(exact & (fen_f.abs() < 1e15)).then(fen_f).otherwise(None).cast(pl.Int64)
-    sign = pl.when(fen < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    text = pl.concat_str(
-        sign,
-        (fen.abs() // 100).cast(pl.String),
-        pl.lit("."),
-        (fen.abs() % 100).cast(pl.String).str.zfill(2),
-    )
-    return pl.when(fen.is_not_null()).then(text)
+    return pl.when(fen.is_not_null()).then(fen_text(fen))
 
 
 def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]:

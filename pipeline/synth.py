@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.money import fen_text
 from pipeline.resident_id import check_char_expr
 
 # ---------------------------------------------------------------------------------------------
@@ -1094,13 +1095,7 @@ def _wrong_check(check: pl.Expr) -> pl.Expr:
 
 
 def _money_text(col: str) -> pl.Expr:
-    a = pl.col(col).abs()
-    text = pl.concat_str(
-        pl.when(pl.col(col) < 0).then(pl.lit("-")).otherwise(pl.lit("")),
-        (a // 100).cast(pl.String),
-        pl.lit("."),
-        (a % 100).cast(pl.String).str.zfill(2),
-    )
+    text = fen_text(pl.col(col))
     return pl.when(pl.col("_bad_col") == col).then(pl.col("_bad_val")).otherwise(text).alias(col)
 
 
