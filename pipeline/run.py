@@ -37,24 +37,28 @@ from pipeline.rules import flag, identities_by_month, resolve_rules, route, rout
 from pipeline.settings import Settings
 from pipeline.warehouse import connect, transaction
 
-WARNING_COLUMNS = [
-    "month",
-    "psn_no",
-    "hh_id",
-    "admdvs",
-    "warning_type",
-    "rule_id",
-    "burden_ytd_fen",
-    "threshold_fen",
-    "first_month",
-    "status",
-    "policy_id",
-    "policy_version",
-    "income_admdvs",
-    "income_year",
-    "income_scope",
-    "identities",
-]
+# mart_warnings, one row per person and warning type; then what the report needs besides.
+WARNING_SCHEMA: dict[str, pl.DataType] = {
+    "month": pl.String,
+    "psn_no": pl.String,
+    "hh_id": pl.String,
+    "admdvs": pl.String,
+    "warning_type": pl.String,
+    "rule_id": pl.String,
+    "burden_ytd_fen": pl.Int64,
+    "threshold_fen": pl.Int64,
+    "first_month": pl.String,
+    "status": pl.String,
+    "policy_id": pl.String,
+    "policy_version": pl.String,
+    "income_admdvs": pl.String,
+    "income_year": pl.Int32,
+    "income_scope": pl.String,
+    "identities": pl.String,
+    "rural": pl.Int32,
+    "insutype": pl.String,
+}
+WARNING_COLUMNS = list(WARNING_SCHEMA)[:-2]  # the mart's columns (not rural, insutype)
 
 
 @dataclass
@@ -281,7 +285,7 @@ def compute_warnings(
     )
     now = flag(burden_as_of(rows, m), people, identities_by_month(identities, [m]), rules)
     if now.height == 0:
-        return pl.DataFrame(schema=_warning_schema())
+        return pl.DataFrame(schema=WARNING_SCHEMA)
     # first_month: replay the months of the year for the persons warned now (and, for
     # household rules, the members of their households).
     replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
@@ -302,32 +306,9 @@ def compute_warnings(
             .alias("status"),
             pl.col("identities").list.join(",").alias("identities"),
         )
-        .select(*WARNING_COLUMNS, "rural", "insutype")
+        .select(*WARNING_SCHEMA)
         .sort("psn_no", "warning_type")
     )
-
-
-def _warning_schema() -> dict:
-    return {
-        "month": pl.String,
-        "psn_no": pl.String,
-        "hh_id": pl.String,
-        "admdvs": pl.String,
-        "warning_type": pl.String,
-        "rule_id": pl.String,
-        "burden_ytd_fen": pl.Int64,
-        "threshold_fen": pl.Int64,
-        "first_month": pl.String,
-        "status": pl.String,
-        "policy_id": pl.String,
-        "policy_version": pl.String,
-        "income_admdvs": pl.String,
-        "income_year": pl.Int32,
-        "income_scope": pl.String,
-        "identities": pl.String,
-        "rural": pl.Int32,
-        "insutype": pl.String,
-    }
 
 
 def _report_frame(routed: pl.DataFrame, registry: pl.DataFrame, warnings: pl.DataFrame):
