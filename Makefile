@@ -27,7 +27,7 @@ fmt: install
 	$(UV) run --frozen ruff check --fix .
 
 bench: install
-	$(UV) run --frozen python -m pipeline.bench
+	$(UV) run --frozen python -m bench.run
 
 clean:
 	rm -rf data .pytest_cache

@@ -92,7 +92,7 @@ def backfill(
 
 def warnings_csv(db: Path, month: Month) -> str:
     """The month's warnings as the contract's CSV (header, two-decimal money, by psn_no)."""
-    from pipeline.warehouse import connect
+    from pipeline.store.warehouse import connect
 
     con = connect(db, read_only=True)
     try:
@@ -171,7 +171,7 @@ def status(
     outbox: Outbox = DEFAULT_OUTBOX,
 ) -> None:
     """The run ledger: runs, files, and the row reconciliation per file."""
-    from pipeline.ledger import status_text
+    from pipeline.store.ledger import status_text
 
     typer.echo(status_text(db, _month(month) if month else None), nl=False)
 
@@ -188,7 +188,7 @@ def policy_check(
     Exit 0: valid and complete; 1: invalid (one line on stderr); 3: valid, but values the
     document leaves to the locality are still missing (listed).
     """
-    from pipeline.policy_text import check_text
+    from pipeline.policy.describe import check_text
 
     text, complete = check_text(file)
     typer.echo(text, nl=False)
@@ -218,9 +218,9 @@ def policy_simulate(
     type: persons and households warned, and the share of them whose household already
     holds an assistance identity. Writes a CSV and a chart (PNG, SVG) under the outbox.
     """
-    from pipeline.policy import PolicySet
+    from pipeline.policy.load import PolicySet
     from pipeline.run import stage_month
-    from pipeline.simulate import parse_factors, render_table, simulate
+    from pipeline.warnings.simulate import parse_factors, render_table, simulate
 
     if not region.isdigit() or not 2 <= len(region) <= 6:
         raise PovwatchError(f"--region {region!r}: expected an admdvs prefix of 2 to 6 digits")

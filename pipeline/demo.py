@@ -13,7 +13,7 @@ from pipeline.labels import COUNTIES
 from pipeline.months import Month
 from pipeline.run import run_month
 from pipeline.settings import Settings
-from pipeline.warehouse import connect
+from pipeline.store.warehouse import connect
 
 MARKER = ".povwatch-demo"
 
@@ -27,7 +27,7 @@ def _guard_landing(landing: Path) -> None:
 
 
 def run_demo(settings: Settings, *, persons: int, year: int, seed: int) -> None:
-    from pipeline.synth import generate_city
+    from pipeline.synth.city import generate_city
 
     say = (lambda _m: None) if settings.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     _guard_landing(settings.landing)

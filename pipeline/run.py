@@ -21,21 +21,22 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import __version__, quality
-from pipeline.burden import burden_as_of, burden_history, loaded_rows
+from pipeline import __version__
 from pipeline.errors import PovwatchError
-from pipeline.ingest import (
+from pipeline.ingest.load import (
     IngestReport,
     classify_settlements,
     ingest_settlements,
     load_reference,
 )
 from pipeline.months import Month
-from pipeline.policy import PolicySet
-from pipeline.report import write_reports
-from pipeline.rules import flag, identities_by_month, resolve_rules, route, route_table
+from pipeline.policy.load import PolicySet
+from pipeline.quality import gates as quality
+from pipeline.reports.xlsx import write_reports
 from pipeline.settings import Settings
-from pipeline.warehouse import connect, transaction
+from pipeline.store.warehouse import connect, transaction
+from pipeline.warnings.burden import burden_as_of, burden_history, loaded_rows
+from pipeline.warnings.rules import flag, identities_by_month, resolve_rules, route, route_table
 
 # mart_warnings, one row per person and warning type; then what the report needs besides.
 WARNING_SCHEMA: dict[str, pl.DataType] = {

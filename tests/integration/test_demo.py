@@ -8,7 +8,7 @@ from collections import Counter
 
 import duckdb
 
-from pipeline.synth import generate_city
+from pipeline.synth.city import generate_city
 
 # What staging must make of each imperfection the generator writes (reason codes).
 REASON_OF = {

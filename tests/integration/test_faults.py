@@ -23,8 +23,8 @@ import duckdb
 import pytest
 
 from pipeline.cli import warnings_csv
-from pipeline.ledger import status_text
 from pipeline.months import Month
+from pipeline.store.ledger import status_text
 from tests.landing import SETTLEMENT_HEADER, settlement
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024"

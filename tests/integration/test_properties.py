@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 import pipeline.run
 from pipeline.cli import warnings_csv
 from pipeline.months import Month
-from pipeline.policy import PolicySet
+from pipeline.policy.load import PolicySet
 from pipeline.run import run_month
 from pipeline.settings import Settings
 from tests.landing import make_landing, person, settlement

@@ -17,9 +17,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PovwatchError
-from pipeline.ingest import IngestReport, classify_settlements, ingest_settlements, load_reference
+from pipeline.ingest.load import (
+    IngestReport,
+    classify_settlements,
+    ingest_settlements,
+    load_reference,
+)
 from pipeline.months import Month
-from pipeline.quality import (
+from pipeline.quality.gates import (
     QualityGateError,
     check_inputs,
     check_outputs,
@@ -28,7 +33,7 @@ from pipeline.quality import (
 )
 from pipeline.run import run_month
 from pipeline.settings import Settings
-from pipeline.warehouse import connect
+from pipeline.store.warehouse import connect
 from tests.landing import make_landing, person, settlement
 
 GOOD_MONTHS = {"2024-01": 100, "2024-02": 96, "2024-03": 108, "2024-04": 102}

@@ -14,14 +14,19 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.burden import burden_as_of, loaded_rows
 from pipeline.errors import PovwatchError
 from pipeline.labels import COUNTIES, WARNING_TYPES
 from pipeline.money import fen_text
 from pipeline.months import Month
-from pipeline.policy import PolicySet, income_region, threshold_fen
-from pipeline.rules import identities_by_month, in_population, income_in_force, measured_burden
-from pipeline.warehouse import connect
+from pipeline.policy.load import PolicySet, income_region, threshold_fen
+from pipeline.store.warehouse import connect
+from pipeline.warnings.burden import burden_as_of, loaded_rows
+from pipeline.warnings.rules import (
+    identities_by_month,
+    in_population,
+    income_in_force,
+    measured_burden,
+)
 
 # When a document leaves the population to the locality too, the usual national split.
 DEFAULT_POPULATION = {

@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline import assistance
-from pipeline.assistance import Assistance
+from pipeline.assistance import calculator as assistance
+from pipeline.assistance.calculator import Assistance
 from pipeline.errors import PovwatchError, invalid
-from pipeline.policy_types import (
+from pipeline.policy.types import (
     Citation,
     Department,
     IdentityCode,
@@ -29,7 +29,7 @@ from pipeline.policy_types import (
     Strict,
     WarningType,
 )
-from pipeline.warehouse import resource_dir
+from pipeline.store.warehouse import resource_dir
 
 
 class IncomeRef(Strict):
@@ -59,7 +59,7 @@ class MonitoringRule(Strict):
     warning_type: WarningType
     population: Population
     threshold: Threshold
-    # Named burden measures (pipeline.burden.BURDEN_MEASURES); the contract's default is
+    # Named burden measures (pipeline.warnings.burden.BURDEN_MEASURES); the contract's default is
     # after basic and critical-illness insurance.
     burden_measure: Literal[
         "after_insurance",

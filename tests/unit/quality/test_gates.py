@@ -1,6 +1,6 @@
 """Batch quality gates: the suites as data, the band arithmetic, mart_warnings failures.
 
-GX is imported once per test session (``pipeline.quality._gx()`` caches it); the tests that
+GX is imported once per test session (``pipeline.quality.gates._gx()`` caches it); the tests that
 do not validate anything never import it.
 """
 
@@ -11,9 +11,9 @@ import json
 import duckdb
 import pytest
 
-from pipeline import quality
 from pipeline.errors import PovwatchError
-from pipeline.quality import (
+from pipeline.quality import gates as quality
+from pipeline.quality.gates import (
     SUITES,
     Band,
     CheckResult,
@@ -26,7 +26,7 @@ from pipeline.quality import (
     store_results,
     summary_line,
 )
-from pipeline.warehouse import resource_dir, sql
+from pipeline.store.warehouse import resource_dir, sql
 
 EXPECTATIONS = resource_dir("expectations")
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, PlainValidator, model_validator
 
 from pipeline.errors import PovwatchError
 from pipeline.labels import IDENTITIES
-from pipeline.policy_types import Citation, IdentityCode, Local, Strict
+from pipeline.policy.types import Citation, IdentityCode, Local, Strict
 
 Scope = Literal["inpatient", "outpatient_chronic", "outpatient_special", "outpatient", "all"]
 # Facts about a case that a tier or bonus requires; the caller states which hold.

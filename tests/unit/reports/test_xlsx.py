@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.errors import PovwatchError
 from pipeline.labels import DEPARTMENTS, IDENTITIES
-from pipeline.report import LEDGER_HEADERS, VERDICT_CHOICES, write_reports
+from pipeline.reports.xlsx import LEDGER_HEADERS, VERDICT_CHOICES, write_reports
 
 MONTH = "2024-03"
 

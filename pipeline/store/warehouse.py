@@ -12,12 +12,13 @@ import duckdb
 
 from pipeline.errors import PovwatchError
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parents[1]
+_REPO_ROOT = _PACKAGE.parent
 
 
 def resource_dir(name: str) -> Path:
     """A top-level resource folder (``sql``, ``policies``, ``reports``) of the checkout or wheel."""
-    for candidate in (_REPO_ROOT / name, Path(__file__).resolve().parent / f"_{name}"):
+    for candidate in (_REPO_ROOT / name, _PACKAGE / f"_{name}"):
         if candidate.is_dir():
             return candidate
     raise PovwatchError(f"resource folder {name!r} not found beside the pipeline package")

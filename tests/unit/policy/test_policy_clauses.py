@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from pipeline.assistance import (
+from pipeline.assistance.calculator import (
     Assistance,
     assistance_for_year,
     category_for,
@@ -29,11 +29,11 @@ from pipeline.assistance import (
     tier_for_year,
 )
 from pipeline.errors import PovwatchError
-from pipeline.policy import Policy, PolicySet, load_policy
-from pipeline.policy_types import Citation
+from pipeline.policy.load import Policy, PolicySet, load_policy
+from pipeline.policy.types import Citation
 
-POLICIES = Path(__file__).resolve().parents[2] / "policies"
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"  # ../shared/seeds
+POLICIES = Path(__file__).resolve().parents[3] / "policies"
+SEEDS = Path(__file__).resolve().parents[4] / "shared" / "seeds"  # ../shared/seeds
 
 
 def _policy(name: str) -> Policy:

@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import synth
 from pipeline.resident_id import is_valid, valid_mask_expr
-from pipeline.synth import ANOMALY_OUTCOME, COLUMNS, MONEY, SETL_D_NAMES, generate_city
+from pipeline.synth import city as synth
+from pipeline.synth.city import ANOMALY_OUTCOME, COLUMNS, MONEY, SETL_D_NAMES, generate_city
 
 YEAR = 2024
 COUNTY_CODES = {c[0] for c in synth.COUNTIES}

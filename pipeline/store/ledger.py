@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.money import yuan
 from pipeline.months import Month
-from pipeline.warehouse import connect
+from pipeline.store.warehouse import connect
 
 
 def status_text(db: Path, month: Month | None = None) -> str:

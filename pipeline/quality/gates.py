@@ -37,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import PovwatchError, invalid
-from pipeline.warehouse import resource_dir, sql
+from pipeline.store.warehouse import resource_dir, sql
 
 INPUT_SUITES = ("stg_settlements", "ref_persons", "ref_identities", "ref_income")
 OUTPUT_SUITES = ("mart_warnings",)

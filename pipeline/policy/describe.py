@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.assistance import describe as describe_assistance
+from pipeline.assistance.calculator import describe as describe_assistance
 from pipeline.labels import DEPARTMENTS, IDENTITIES, WARNING_TYPES
-from pipeline.policy import (
+from pipeline.policy.load import (
     Population,
     Threshold,
     load_policy,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.burden import BURDEN_MEASURES, MEASURE_COLUMNS
 from pipeline.errors import PovwatchError
 from pipeline.months import Month
-from pipeline.policy import PolicySet, income_region, missing_local_values, threshold_fen
+from pipeline.policy.load import PolicySet, income_region, missing_local_values, threshold_fen
+from pipeline.warnings.burden import BURDEN_MEASURES, MEASURE_COLUMNS
 
 RULE_SCHEMA = {
     "admdvs": pl.String,

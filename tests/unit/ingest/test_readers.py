@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 import xlsxwriter
 
-from pipeline.ingest import SETTLEMENTS
-from pipeline.readers import read_file
+from pipeline.ingest.load import SETTLEMENTS
+from pipeline.ingest.readers import read_file
 
 HEADER = "setl_id,psn_no,insutype,med_type,setl_time,medfee_sumamt,hifp_pay,fund_pay_sumamt,psn_pay"
 

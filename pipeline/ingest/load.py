@@ -19,10 +19,10 @@ import polars as pl
 import yaml
 
 from pipeline.errors import PovwatchError
+from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
 from pipeline.months import Month
-from pipeline.policy_types import IDENTITY_CODES
-from pipeline.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
-from pipeline.warehouse import resource_dir, sql
+from pipeline.policy.types import IDENTITY_CODES
+from pipeline.store.warehouse import resource_dir, sql
 
 SETTLEMENTS = FileSpec(
     kind="settlements",

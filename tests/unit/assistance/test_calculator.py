@@ -1,4 +1,4 @@
-"""The assistance schema (pipeline.assistance): what a policy file may say, what it may not,
+"""The assistance schema (pipeline.assistance.calculator): what a policy file may say, what it may not,
 and the arithmetic of the calculator, on small hand-written policy files."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.assistance import (
+from pipeline.assistance.calculator import (
     Assistance,
     IncomeBase,
     assistance_for_year,
@@ -20,7 +20,7 @@ from pipeline.assistance import (
     tier_for_year,
 )
 from pipeline.errors import PovwatchError
-from pipeline.policy import load_policy
+from pipeline.policy.load import load_policy
 
 # A minimal policy after 004 (Jining) §二, §四(一), §四(二): two categories, two rules, a
 # re-assistance tier, a bonus. Tests replace pieces of the text to break it.

@@ -1261,11 +1261,11 @@ class _XlsxHelper:
             self._tmp = tempfile.TemporaryDirectory(prefix="povwatch-synth-")
             ipc = Path(self._tmp.name) / "rows.arrow"
             self.city.exports[m].write_ipc(ipc)
-            root = str(Path(__file__).resolve().parents[1])
+            root = str(Path(__file__).resolve().parents[2])
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             code = (
-                "import sys; from pipeline.synth import _xlsx_child; "
+                "import sys; from pipeline.synth.city import _xlsx_child; "
                 "_xlsx_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))"
             )
             self._proc = subprocess.Popen(

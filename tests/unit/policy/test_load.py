@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.errors import PovwatchError
-from pipeline.policy import (
+from pipeline.policy.load import (
     PolicySet,
     bundled_policy_files,
     load_policy,
@@ -20,7 +20,7 @@ from pipeline.policy import (
     threshold_fen,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "policies" / "examples"
 
 

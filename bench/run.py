@@ -1,7 +1,7 @@
 """`make bench`: a larger synthetic city through a year of runs, against time and memory targets.
 
 Targets are per monthly run (the scheduler's unit) and for peak memory; they are checked
-here, never in timed unit tests. Usage: ``python -m pipeline.bench [--persons N]``.
+here, never in timed unit tests. Usage: ``python -m bench.run [--persons N]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.months import Month
 from pipeline.run import run_month
 from pipeline.settings import Settings
-from pipeline.synth import generate_city
+from pipeline.synth.city import generate_city
 
 # Seconds per monthly run and peak resident memory, for the default size on 2 cores.
 TARGETS = {"month_seconds_max": 20.0, "peak_rss_gib_max": 8.0}

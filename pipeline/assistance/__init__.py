@@ -1,0 +1,1 @@
+"""Assistance: medical-assistance entitlement under a policy's assistance section."""

@@ -1,0 +1,1 @@
+"""Ingest: landing files of every format read into frames and loaded into the raw layer."""

@@ -1,0 +1,1 @@
+"""Policy: typed, cited regional policy files with overlays, and what `policy check` prints."""

@@ -1,0 +1,1 @@
+"""Quality: Great Expectations batch gates and the quarantine of rows that cannot be used."""

@@ -1,0 +1,1 @@
+"""Storage: the DuckDB warehouse (connection, transactions, schema) and the run ledger."""

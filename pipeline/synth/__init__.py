@@ -1,0 +1,1 @@
+"""Synth: a synthetic city (registry, identities, income, monthly exports) for demo, tests, bench."""
