@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
-from pipeline.assistance.calculator import describe as describe_assistance
 from pipeline.labels import DEPARTMENTS, IDENTITIES, WARNING_TYPES
 from pipeline.policy.load import (
     Population,
@@ -12,6 +12,15 @@ from pipeline.policy.load import (
     load_policy,
     missing_assistance_values,
     missing_local_values,
+)
+from pipeline.policy.types import (
+    Assistance,
+    Cap,
+    FixedDeductible,
+    IncomeDeductible,
+    LocalDeductible,
+    NoDeductible,
+    Ratio,
 )
 
 _LEVEL = {"province": "全省", "city": "全市", "county": "本县（区）"}
@@ -91,3 +100,79 @@ def check_text(path: Path) -> tuple[str, bool]:
     out.append("")
     out.append("complete" if complete else "incomplete: local values missing")
     return "\n".join(out) + "\n", complete
+
+
+# --- text for `povwatch policy check` -----------------------------------------------------------
+
+
+def _pct(d: Decimal) -> str:
+    return f"{(d * 100).normalize():f}%"
+
+
+def _deductible_text(d: NoDeductible | FixedDeductible | IncomeDeductible | LocalDeductible) -> str:
+    if isinstance(d, NoDeductible):
+        return "不设起付标准"
+    if isinstance(d, LocalDeductible):
+        return "起付标准由当地确定"
+    if isinstance(d, FixedDeductible):
+        return "起付标准由当地确定" if d.yuan == "local" else f"起付标准 {d.yuan} 元"
+    level = {"province": "全省", "city": "本市", "county": "本县"}[d.income.level]
+    scope = {"all": "居民", "urban": "城镇常住居民", "rural": "农村常住居民"}[d.income.scope]
+    q = {"exact": "", "approx": "左右", "at_most": "（不高于）"}[d.qualifier]
+    f = "（由当地确定）" if d.factor == "local" else _pct(d.factor)
+    return f"起付标准 {level}上年{scope}人均可支配收入 × {f}{q}"
+
+
+def _ratio_text(r: Ratio) -> str:
+    if r.value == "local":
+        return "比例由当地确定"
+    return ("不低于 " if r.qualifier == "at_least" else "") + _pct(r.value)
+
+
+def _cap_text(c: Cap) -> str:
+    if c.yuan == "none":
+        return "不设年度限额"
+    text = "年度限额由当地确定" if c.yuan == "local" else f"年度限额 {c.yuan} 元"
+    return text + (f"（共用 {c.group}）" if c.group else "")
+
+
+def describe_assistance(va: Assistance) -> list[str]:
+    """Lines (Chinese, with clauses) saying what the assistance section decides."""
+    out = ["  医疗救助 / medical assistance"]
+    for i, c in enumerate(va.categories, 1):
+        names = "、".join(IDENTITIES[x] for x in c.identities)
+        how = "（依申请）" if c.by_application else ""
+        out.append(f"    {i}. {c.id} {c.label}: {names}{how}   [{c.cite.clause}]")
+    out.append(f"    多重身份就高   [{va.precedence.cite.clause}]")
+    for t in va.identity_timing:
+        out.append(f"    身份时点 {t.kind}   [{t.cite.clause}]")
+    for r in va.rules:
+        who = f"{r.category}" + (
+            f"（{'、'.join(IDENTITIES[x] for x in r.identities)}）" if r.identities else ""
+        )
+        out.append(
+            f"    {r.id} {who} {'/'.join(r.scopes)}: {_deductible_text(r.deductible)}，"
+            f"{_ratio_text(r.ratio)}，{_cap_text(r.cap)}   [{r.cite.clause}]"
+        )
+    for t in va.tiers:
+        out.append(
+            f"    {t.id} {t.label}: {_deductible_text(t.threshold)}，{_ratio_text(t.ratio)}，"
+            f"{_cap_text(t.cap)}   [{t.cite.clause}]"
+        )
+    for b in va.bonuses:
+        pts = "由当地确定" if b.points == "local" else f"+{(b.points * 100).normalize():f} 个百分点"
+        out.append(f"    {b.id} 比例 {pts} → {', '.join(b.applies_to)}   [{b.cite.clause}]")
+    if va.exclusions:
+        out.append(f"    不纳入: {', '.join(va.exclusions.fields)}   [{va.exclusions.cite.clause}]")
+    if va.critical_illness_tilt:
+        out.append(f"    大病保险倾斜   [{va.critical_illness_tilt.cite.clause}]")
+    for s in va.premium_subsidies:
+        amount = {
+            "full": "全额",
+            "ratio": f"{_pct(s.ratio)}" if isinstance(s.ratio, Decimal) else "比例由当地确定",
+            "fixed": f"{s.yuan} 元/年" if isinstance(s.yuan, Decimal) else "定额由当地确定",
+            "local": "由当地确定",
+        }[s.kind]
+        names = "、".join(IDENTITIES[x] for x in s.identities)
+        out.append(f"    资助参保 {s.id} {names}: {amount}   [{s.cite.clause}]")
+    return out

@@ -18,10 +18,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.assistance import calculator as assistance
-from pipeline.assistance.calculator import Assistance
 from pipeline.errors import PovwatchError, invalid
 from pipeline.policy.types import (
+    Assistance,
     Citation,
     Department,
     IdentityCode,
@@ -29,6 +28,7 @@ from pipeline.policy.types import (
     Strict,
     WarningType,
 )
+from pipeline.policy.types import missing_local_values as _missing_in_assistance
 from pipeline.store.warehouse import resource_dir
 
 
@@ -294,7 +294,7 @@ class PolicySet:
 def missing_assistance_values(version: PolicyVersion) -> list[str]:
     """Keys of assistance values left to the locality (needed by the calculator, not by
     the warnings)."""
-    return assistance.missing_local_values(version.assistance)
+    return _missing_in_assistance(version.assistance)
 
 
 def missing_local_values(version: PolicyVersion) -> list[str]:

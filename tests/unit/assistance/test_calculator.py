@@ -11,16 +11,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.assistance.calculator import (
-    Assistance,
-    IncomeBase,
     assistance_for_year,
-    describe,
     income_effective_from,
-    missing_local_values,
     tier_for_year,
 )
 from pipeline.errors import PovwatchError
+from pipeline.policy.describe import describe_assistance as describe
 from pipeline.policy.load import load_policy
+from pipeline.policy.types import Assistance, IncomeBase, missing_local_values
 
 # A minimal policy after 004 (Jining) §二, §四(一), §四(二): two categories, two rules, a
 # re-assistance tier, a bonus. Tests replace pieces of the text to break it.

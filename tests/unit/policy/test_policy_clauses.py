@@ -17,20 +17,18 @@ import yaml
 from pydantic import BaseModel
 
 from pipeline.assistance.calculator import (
-    Assistance,
     assistance_for_year,
     category_for,
     critical_illness_terms,
     identity_effective_from,
     income_for_deductible,
-    missing_local_values,
     premium_subsidy_fen,
     rule_for,
     tier_for_year,
 )
 from pipeline.errors import PovwatchError
 from pipeline.policy.load import Policy, PolicySet, load_policy
-from pipeline.policy.types import Citation
+from pipeline.policy.types import Assistance, Citation, missing_local_values
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 SEEDS = Path(__file__).resolve().parents[4] / "shared" / "seeds"  # ../shared/seeds
