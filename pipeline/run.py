@@ -32,34 +32,12 @@ from pipeline.ingest.load import (
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
+from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import write_reports
 from pipeline.settings import Settings
 from pipeline.store.warehouse import connect, transaction
-from pipeline.warnings.burden import burden_as_of, burden_history, loaded_rows
-from pipeline.warnings.rules import flag, identities_by_month, resolve_rules, route, route_table
-
-# mart_warnings, one row per person and warning type; then what the report needs besides.
-WARNING_SCHEMA: dict[str, pl.DataType] = {
-    "month": pl.String,
-    "psn_no": pl.String,
-    "hh_id": pl.String,
-    "admdvs": pl.String,
-    "warning_type": pl.String,
-    "rule_id": pl.String,
-    "burden_ytd_fen": pl.Int64,
-    "threshold_fen": pl.Int64,
-    "first_month": pl.String,
-    "status": pl.String,
-    "policy_id": pl.String,
-    "policy_version": pl.String,
-    "income_admdvs": pl.String,
-    "income_year": pl.Int32,
-    "income_scope": pl.String,
-    "identities": pl.String,
-    "rural": pl.Int32,
-    "insutype": pl.String,
-}
-WARNING_COLUMNS = list(WARNING_SCHEMA)[:-2]  # the mart's columns (not rural, insutype)
+from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
+from pipeline.warnings.rules import resolve_rules, route, route_table
 
 
 @dataclass
@@ -236,7 +214,7 @@ def _run(
     result = RunResult(
         month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
-    return result, _report_frame(routed, registry, warnings)
+    return result, report_frame(routed, registry, warnings)
 
 
 def _ingest_and_stage(
@@ -271,78 +249,6 @@ def stage_month(month: Month, settings: Settings) -> None:
             _ingest_and_stage(con, month, settings, report, say)
     finally:
         con.close()
-
-
-def compute_warnings(
-    con: duckdb.DuckDBPyConnection, m: Month, registry: pl.DataFrame, rules: pl.DataFrame
-) -> pl.DataFrame:
-    """The month's warnings: one row per person and warning type, sorted by psn_no."""
-    months = Month(m.year, 1).through(m)
-    rows = loaded_rows(con, m)
-    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
-    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
-    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
-        hh_size, on="hh_id", how="left"
-    )
-    now = flag(burden_as_of(rows, m), people, identities_by_month(identities, [m]), rules)
-    if now.height == 0:
-        return pl.DataFrame(schema=WARNING_SCHEMA)
-    # first_month: replay the months of the year for the persons warned now (and, for
-    # household rules, the members of their households).
-    replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
-    history = flag(
-        burden_history(rows, replay, m),
-        people,
-        identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
-        rules,
-    )
-    first = history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
-    return (
-        now.join(first, on=["psn_no", "warning_type"], how="left")
-        .with_columns(
-            pl.lit(str(m)).alias("month"),
-            pl.when(pl.col("first_month") == str(m))
-            .then(pl.lit("new"))
-            .otherwise(pl.lit("continuing"))
-            .alias("status"),
-            pl.col("identities").list.join(",").alias("identities"),
-        )
-        .select(*WARNING_SCHEMA)
-        .sort("psn_no", "warning_type")
-    )
-
-
-def _report_frame(routed: pl.DataFrame, registry: pl.DataFrame, warnings: pl.DataFrame):
-    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int32).alias("hh_size"))
-    hh_warned = warnings.group_by("hh_id").agg(
-        pl.col("psn_no").n_unique().cast(pl.Int32).alias("hh_warned")
-    )
-    return (
-        routed.join(registry.select("psn_no", "psn_name", "certno"), on="psn_no", how="left")
-        .join(hh_size, on="hh_id", how="left")
-        .join(hh_warned, on="hh_id", how="left")
-        .with_columns(pl.col("rural").cast(pl.Int8))
-        .select(
-            "month",
-            "psn_no",
-            "hh_id",
-            "admdvs",
-            "warning_type",
-            "rule_id",
-            "burden_ytd_fen",
-            "threshold_fen",
-            "first_month",
-            "status",
-            "department",
-            "psn_name",
-            "certno",
-            "identities",
-            "insutype",
-            "rural",
-            "hh_size",
-            "hh_warned",
-        )
-    )
 
 
 def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
