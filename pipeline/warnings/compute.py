@@ -70,3 +70,15 @@ def compute_warnings(
         .select(*WARNING_SCHEMA)
         .sort("psn_no", "warning_type")
     )
+
+
+def warning_id_expr() -> pl.Expr:
+    """预警编号: stable for a person, warning type and year (contract: feedback).
+
+    ``<year>-R-<psn_no>`` for relapse, ``<year>-I-<psn_no>`` for impoverishment; needs the
+    columns ``month`` (YYYY-MM), ``warning_type`` and ``psn_no``.
+    """
+    kind = pl.when(pl.col("warning_type") == "relapse").then(pl.lit("R")).otherwise(pl.lit("I"))
+    return pl.format("{}-{}-{}", pl.col("month").str.slice(0, 4), kind, pl.col("psn_no")).alias(
+        "warning_id"
+    )
