@@ -20,19 +20,58 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags shown as flags, metavars as written below
 )
-policy_app = typer.Typer(help="Policy files: check what they decide.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Policy files: check what they decide, simulate a local threshold.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(policy_app, name="policy")
 
-Landing = Annotated[Path, typer.Option("--landing", help="landing folder of the exports")]
-Db = Annotated[Path, typer.Option("--db", help="DuckDB warehouse file")]
-Outbox = Annotated[Path, typer.Option("--outbox", help="folder the reports are delivered to")]
+Landing = Annotated[
+    Path, typer.Option("--landing", metavar="DIR", help="landing folder of the exports")
+]
+Db = Annotated[Path, typer.Option("--db", metavar="FILE", help="DuckDB warehouse file")]
+Outbox = Annotated[
+    Path, typer.Option("--outbox", metavar="DIR", help="folder the reports are delivered to")
+]
+# Every command accepts --landing, --db and --outbox (contract), so scripts can pass one set of
+# paths to all; a command that does not use one accepts it without offering it in its help.
+UnusedLanding = Annotated[Path, typer.Option("--landing", hidden=True)]
+UnusedDb = Annotated[Path, typer.Option("--db", hidden=True)]
+UnusedOutbox = Annotated[Path, typer.Option("--outbox", hidden=True)]
 Policies = Annotated[
     list[Path] | None,
-    typer.Option("--policy", help="extra policy / local overlay file (repeatable)"),
+    typer.Option("--policy", metavar="FILE", help="extra policy / local overlay file (repeatable)"),
 ]
-MonthOpt = Annotated[str, typer.Option("--month", help="month to run, YYYY-MM")]
+MonthOpt = Annotated[str, typer.Option("--month", metavar="YYYY-MM", help="month to run, YYYY-MM")]
+ShownMonth = Annotated[
+    str,
+    typer.Option("--month", metavar="YYYY-MM", help="month whose results to print, YYYY-MM"),
+]
+FormatCsv = Annotated[
+    str, typer.Option("--format", metavar="csv", help="output format: csv (any case)")
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")]
+
+# Exit codes: 0 success; 1 a failure (one line on stderr); 2 a usage error (a bad or missing
+# option value); 3 `policy check`: monitoring values missing; 4 `policy check
+# --require-assistance`: assistance values missing.
+EXIT_FAILURE, EXIT_USAGE = 1, 2
+
+
+def usage_error(option: str, message: str) -> typer.BadParameter:
+    """A bad option value: exit 2 with one line naming the option (raise the result)."""
+    return typer.BadParameter(message, param_hint=f"'{option}'")
+
+
+def _choice(value: str, option: str, allowed: tuple[str, ...]) -> str:
+    """``value`` lower-cased if it is one of ``allowed`` (case-insensitive), else exit 2."""
+    if value.lower() not in allowed:
+        raise usage_error(option, f"{value!r} is not supported (use {' or '.join(allowed)})")
+    return value.lower()
+
 
 CSV_HEADER = (
     "month,psn_no,hh_id,admdvs,warning_type,rule_id,burden_ytd,threshold,first_month,status"
@@ -45,11 +84,11 @@ def _settings(landing: Path, db: Path, outbox: Path, policy: list[Path] | None, 
     )
 
 
-def _month(text: str) -> Month:
+def _month(text: str, option: str = "--month") -> Month:
     try:
         return Month.parse(text)
-    except ValueError as exc:
-        raise PovwatchError(str(exc)) from None
+    except ValueError:
+        raise usage_error(option, f"{text!r} is not a month (expected YYYY-MM)") from None
 
 
 @app.command()
@@ -70,8 +109,8 @@ def run(
 
 @app.command()
 def backfill(
-    from_: Annotated[str, typer.Option("--from", help="first month, YYYY-MM")],
-    to: Annotated[str, typer.Option("--to", help="last month, YYYY-MM")],
+    from_: Annotated[str, typer.Option("--from", metavar="YYYY-MM", help="first month")],
+    to: Annotated[str, typer.Option("--to", metavar="YYYY-MM", help="last month")],
     landing: Landing = DEFAULT_LANDING,
     db: Db = DEFAULT_DB,
     outbox: Outbox = DEFAULT_OUTBOX,
@@ -81,9 +120,9 @@ def backfill(
     """The monthly run for each month in order, with what was in force then."""
     from pipeline.run import run_month
 
-    first, last = _month(from_), _month(to)
+    first, last = _month(from_, "--from"), _month(to, "--to")
     if last < first:
-        raise PovwatchError(f"--to {last} is before --from {first}")
+        raise usage_error("--to", f"{last} is before --from {first}")
     settings = _settings(landing, db, outbox, policy, quiet)
     for m in first.through(last):
         result = run_month(m, settings)
@@ -134,16 +173,16 @@ def format_warnings(frame: pl.DataFrame) -> str:
 
 @app.command()
 def warnings(
-    month: MonthOpt,
-    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
-    landing: Landing = DEFAULT_LANDING,
+    month: ShownMonth,
+    format: FormatCsv = "csv",
+    landing: UnusedLanding = DEFAULT_LANDING,
     db: Db = DEFAULT_DB,
-    outbox: Outbox = DEFAULT_OUTBOX,
+    outbox: UnusedOutbox = DEFAULT_OUTBOX,
 ) -> None:
     """Print a month's warnings (CSV, the contract's header)."""
-    if format != "csv":
-        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
-    sys.stdout.buffer.write(warnings_csv(db, _month(month)).encode("utf-8"))
+    _choice(format, "--format", ("csv",))
+    m = _month(month)
+    sys.stdout.buffer.write(warnings_csv(db, m).encode("utf-8"))
     sys.stdout.flush()
 
 
@@ -165,10 +204,12 @@ def demo(
 
 @app.command()
 def status(
-    month: Annotated[str | None, typer.Option("--month", help="one month, YYYY-MM")] = None,
-    landing: Landing = DEFAULT_LANDING,
+    month: Annotated[
+        str | None, typer.Option("--month", metavar="YYYY-MM", help="one month only")
+    ] = None,
+    landing: UnusedLanding = DEFAULT_LANDING,
     db: Db = DEFAULT_DB,
-    outbox: Outbox = DEFAULT_OUTBOX,
+    outbox: UnusedOutbox = DEFAULT_OUTBOX,
 ) -> None:
     """The run ledger: runs, files, and the row reconciliation per file."""
     from pipeline.store.ledger import status_text
@@ -178,34 +219,74 @@ def status(
 
 @policy_app.command("check")
 def policy_check(
-    file: Annotated[Path, typer.Argument(help="policy file (YAML)")],
-    landing: Landing = DEFAULT_LANDING,
-    db: Db = DEFAULT_DB,
-    outbox: Outbox = DEFAULT_OUTBOX,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="policy or overlay file (YAML)")],
+    require_assistance: Annotated[
+        bool,
+        typer.Option(
+            "--require-assistance",
+            help="also require the assistance calculator's values (exit 4 if any is missing)",
+        ),
+    ] = False,
+    landing: UnusedLanding = DEFAULT_LANDING,
+    db: UnusedDb = DEFAULT_DB,
+    outbox: UnusedOutbox = DEFAULT_OUTBOX,
 ) -> None:
     """Validate a policy file and print what it decides, clause by clause.
 
-    Exit 0: valid and complete; 1: invalid (one line on stderr); 3: valid, but values the
-    document leaves to the locality are still missing (listed).
+    \b
+    Exit codes:
+      0  valid, and the monitoring is complete: a run over its regions works
+         (values the assistance calculator still needs are listed, not fatal)
+      1  not valid: one line on stderr naming the file, line or key
+      3  valid, but monitoring values the document leaves to the locality are
+         missing: runs over its regions stop until an overlay supplies them
+      4  with --require-assistance: monitoring complete, assistance values missing
     """
     from pipeline.policy.describe import check_text
 
-    text, complete = check_text(file)
-    typer.echo(text, nl=False)
-    if not complete:
+    check = check_text(file)
+    typer.echo(check.text, nl=False)
+    if check.monitoring_missing:
         raise typer.Exit(3)
+    if require_assistance and check.assistance_missing:
+        raise typer.Exit(4)
 
 
 @policy_app.command("simulate")
 def policy_simulate(
-    month: MonthOpt,
-    region: Annotated[str, typer.Option("--region", help="admdvs prefix, e.g. 2201 or 370811")],
+    month: Annotated[
+        str, typer.Option("--month", metavar="YYYY-MM", help="month whose year to date is swept")
+    ],
+    region: Annotated[
+        str,
+        typer.Option(
+            "--region", metavar="PREFIX", help="admdvs prefix, e.g. 3708 (Jining) or 370811"
+        ),
+    ],
     factor: Annotated[
-        str, typer.Option("--factor", help="START:STOP:STEP (e.g. 0.3:0.8:0.05) or a list")
-    ] = "0.3:0.8:0.05",
+        str | None,
+        typer.Option(
+            "--factor",
+            metavar="START:STOP:STEP",
+            help="factors to try, e.g. 0.3:0.8:0.05 or 0.4,0.5 "
+            "[default: 50%-150% of each rule's factor in force]",
+        ),
+    ] = None,
     income: Annotated[
         str | None,
-        typer.Option("--income", help="LEVEL:SCOPE when the policy leaves it local"),
+        typer.Option(
+            "--income",
+            metavar="LEVEL:SCOPE",
+            help="income reference when the policy leaves it local",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="folder for the CSV and chart [default: analysis/YYYY-MM beside the outbox]",
+        ),
     ] = None,
     landing: Landing = DEFAULT_LANDING,
     db: Db = DEFAULT_DB,
@@ -214,24 +295,30 @@ def policy_simulate(
 ) -> None:
     """Calibrate a local threshold: persons and households warned at each factor.
 
-    Stages the month's data (like a run, but publishes nothing). Per county and warning
-    type: persons and households warned, and the share of them whose household already
-    holds an assistance identity. Writes a CSV and a chart (PNG, SVG) under the outbox.
+    Stages the month's data (like a run, but publishes nothing). Per county and
+    warning type: persons and households warned, and the share of them whose
+    household already holds an assistance identity; * marks the factor in force.
+    Writes a CSV and a chart (PNG, SVG) to an analysis folder, never into a
+    department's delivery folder.
     """
     from pipeline.policy.load import PolicySet
     from pipeline.run import stage_month
     from pipeline.warnings.simulate import parse_factors, render_table, simulate
 
+    m = _month(month)
     if not region.isdigit() or not 2 <= len(region) <= 6:
-        raise PovwatchError(f"--region {region!r}: expected an admdvs prefix of 2 to 6 digits")
+        raise usage_error("--region", f"{region!r}: expected an admdvs prefix of 2 to 6 digits")
     ref = None
     if income is not None:
         level, _, scope = income.partition(":")
         if level not in ("province", "city", "county") or scope not in ("all", "urban", "rural"):
-            raise PovwatchError(f"--income {income!r}: expected LEVEL:SCOPE, e.g. province:rural")
+            raise usage_error("--income", f"{income!r}: expected LEVEL:SCOPE, e.g. province:rural")
         ref = (level, scope)
-    m = _month(month)
-    factors = parse_factors(factor)
+    try:
+        factors = parse_factors(factor) if factor is not None else None
+    except PovwatchError as exc:
+        raise usage_error("--factor", str(exc).removeprefix(f"--factor {factor!r}: ")) from None
+    out_dir = out if out is not None else outbox.parent / "analysis" / str(m)
     stage_month(m, _settings(landing, db, outbox, policy, quiet=True))
     result = simulate(
         db,
@@ -240,37 +327,42 @@ def policy_simulate(
         region,
         factors,
         ref,
-        outbox / str(m) / "simulate",
+        out_dir,
     )
     typer.echo(render_table(result.table), nl=False)
-    typer.echo(f"per county: {result.csv}")
-    typer.echo(f"chart     : {result.png}, {result.svg}")
+    typer.echo(f"per county: {result.csv.resolve()}")
+    typer.echo(f"chart     : {result.png.resolve()}, {result.svg.resolve()}")
 
 
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:
-        rv = app(standalone_mode=False)
+        rv = app(standalone_mode=False, prog_name="povwatch")
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except PovwatchError as exc:
         print(f"povwatch: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_FAILURE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("povwatch: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # click usage errors and anything unexpected
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `povwatch`, `povwatch policy`: help
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(EXIT_USAGE)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # usage errors
             line = " ".join(exc.format_message().split())
-            print(f"povwatch: error: {line} (see povwatch --help)", file=sys.stderr)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "povwatch"
+            print(f"povwatch: error: {line} (see {where} --help)", file=sys.stderr)
             sys.exit(exc.exit_code)
         if os.environ.get("POVWATCH_DEBUG"):
             raise
         line = " ".join(str(exc).split()) or type(exc).__name__
         print(f"povwatch: error: {type(exc).__name__}: {line}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_FAILURE)
 
 
 if __name__ == "__main__":

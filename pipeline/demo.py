@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -9,10 +11,10 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import PovwatchError
-from pipeline.labels import COUNTIES
+from pipeline.labels import with_admdvs_name
 from pipeline.months import Month
 from pipeline.run import run_month
-from pipeline.settings import Settings
+from pipeline.settings import DEFAULT_DB, DEFAULT_LANDING, DEFAULT_OUTBOX, Settings
 from pipeline.store.warehouse import connect
 
 MARKER = ".povwatch-demo"
@@ -49,9 +51,34 @@ def run_demo(settings: Settings, *, persons: int, year: int, seed: int) -> None:
     print(f"reports   : {settings.outbox.resolve()}/{year}-MM/<department>/<county>/")
     print(f"landing   : {settings.landing.resolve()}")
     print(f"timings   : generate {t_gen:.1f} s, 12 monthly runs {t_run:.1f} s")
-    print(
-        f"next      : povwatch warnings --month {year}-12 --format csv --db {settings.db}\n"
-        f"            povwatch status --month {year}-12 --db {settings.db}"
+    print(next_steps(settings, year))
+
+
+def command_prefix() -> str:
+    """How the user runs povwatch: ``$POVWATCH_CMD`` (the Makefile sets it to the uv it
+    uses), else ``uv run povwatch`` — what works in the checkout right after `make demo`."""
+    return os.environ.get("POVWATCH_CMD") or "uv run povwatch"
+
+
+def next_steps(settings: Settings, year: int) -> str:
+    """Commands to try next, runnable as printed (paths given when not the defaults)."""
+    cmd = command_prefix()
+    db = "" if settings.db == DEFAULT_DB else f" --db {shlex.quote(str(settings.db))}"
+    paths = db
+    if settings.landing != DEFAULT_LANDING:
+        paths += f" --landing {shlex.quote(str(settings.landing))}"
+    if settings.outbox != DEFAULT_OUTBOX:
+        paths += f" --outbox {shlex.quote(str(settings.outbox))}"
+    lines = [
+        f"{cmd} warnings --month {year}-12 --format csv{db}",
+        f"{cmd} status --month {year}-12{db}",
+        f"{cmd} policy simulate --month {year}-12 --region 3708{paths}",
+        f"{cmd} --help",
+    ]
+    return (
+        "next      : "
+        + "\n            ".join(lines)
+        + "\n            (`make shell` or `source .venv/bin/activate` puts povwatch on PATH)"
     )
 
 
@@ -70,12 +97,13 @@ def summary_table(db: Path, year: int) -> str:
         ).pl()
     finally:
         con.close()
-    counties = sorted(counts["admdvs"].unique().to_list())
+    counties_frame = with_admdvs_name(counts.select("admdvs").unique().sort("admdvs"))
+    counties = counties_frame["admdvs"].to_list()
     months = [str(m) for m in Month(year, 1).through(Month(year, 12))]
     cells = {(r["month"], r["admdvs"]): f"{r['r']}/{r['i']}" for r in counts.iter_rows(named=True)}
     totals = counts.group_by("month").agg(pl.col("r").sum(), pl.col("i").sum())
     total = {r["month"]: f"{r['r']}/{r['i']}" for r in totals.iter_rows(named=True)}
-    names = [COUNTIES.get(c, c) for c in counties]
+    names = counties_frame["county"].to_list()
     width = 8
     head = "month   " + "".join(_pad(n, width) for n in names) + _pad("全市", width)
     lines = ["warnings per month and county (返贫 relapse / 致贫 impoverish)", head]

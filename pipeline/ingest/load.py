@@ -237,6 +237,12 @@ def load_reference(
     con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
 ) -> None:
     """Replace the reference tables with the snapshots in force for ``month``."""
+    if not landing.is_dir():
+        what = "is a file, not a folder" if landing.exists() else "does not exist"
+        raise PovwatchError(
+            f"{landing.resolve()}: the landing folder {what} (pass --landing DIR: the folder "
+            "holding settlements/, persons/, identities/ and reference/)"
+        )
     for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)
@@ -288,7 +294,10 @@ def _first_failure(checks: list[tuple[pl.Expr, str, str]]) -> tuple[pl.Expr, pl.
 def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> None:
     files = _reference_files(landing, "persons")
     if not files:
-        raise PovwatchError(f"{landing / 'persons'}: no insured-person registry file")
+        raise PovwatchError(
+            f"{(landing / 'persons').resolve()}: no insured-person registry file (persons/*.csv, "
+            "*.parquet or *.xlsx)"
+        )
     usable = []
     for path in files:
         rel = path.relative_to(landing).as_posix()

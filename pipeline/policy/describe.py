@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.labels import DEPARTMENTS, IDENTITIES, WARNING_TYPES
 from pipeline.policy.load import (
@@ -53,15 +54,29 @@ def _threshold(t: Threshold) -> tuple[str, str]:
     return zh, en
 
 
-def check_text(path: Path) -> tuple[str, bool]:
-    """The report text and whether the file is complete (no local value missing)."""
+class PolicyCheck(NamedTuple):
+    """What `policy check` prints, and what is still missing, apart for the two consumers:
+    the monitoring (a run needs it) and the assistance calculator."""
+
+    text: str
+    monitoring_missing: list[str]  # "<version>: <key>"; a run over the regions stops
+    assistance_missing: list[str]  # "<version>: <key>"; the calculator cannot decide yet
+
+    @property
+    def complete(self) -> bool:
+        return not self.monitoring_missing and not self.assistance_missing
+
+
+def check_text(path: Path) -> PolicyCheck:
+    """The report text and the local values still missing, per consumer."""
     lp = load_policy(path)
     p = lp.policy
     out = [
         f"{p.title} ({p.document})",
         f"source {p.source}; binds admdvs prefixes {', '.join(p.regions)}; sha256 {lp.sha256[:12]}",
     ]
-    complete = True
+    monitoring_missing: list[str] = []
+    assistance_missing: list[str] = []
     for v in p.versions:
         to = v.effective_to or "open"
         out.append("")
@@ -89,17 +104,33 @@ def check_text(path: Path) -> tuple[str, bool]:
             out.extend(describe_assistance(v.assistance))
         missing = missing_local_values(v)
         if missing:
-            complete = False
             out.append("  MISSING local values for the warnings (runs stop until supplied):")
             out.extend(f"    - {key}" for key in missing)
         missing_aid = missing_assistance_values(v)
         if missing_aid:
-            complete = False
             out.append("  MISSING local values for the assistance calculator:")
             out.extend(f"    - {key}" for key in missing_aid)
+        monitoring_missing.extend(f"{v.version}: {key}" for key in missing)
+        assistance_missing.extend(f"{v.version}: {key}" for key in missing_aid)
     out.append("")
-    out.append("complete" if complete else "incomplete: local values missing")
-    return "\n".join(out) + "\n", complete
+    out.extend(_summary(monitoring_missing, assistance_missing))
+    return PolicyCheck("\n".join(out) + "\n", monitoring_missing, assistance_missing)
+
+
+def _summary(monitoring: list[str], assistance: list[str]) -> list[str]:
+    """The closing section: what a run needs, then what the assistance calculator needs."""
+    if monitoring:
+        runs = f"INCOMPLETE, {len(monitoring)} local value(s) missing: runs stop (exit 3)"
+    else:
+        runs = "complete: a run over these regions works"
+    if assistance:
+        aid = (
+            f"{len(assistance)} local value(s) missing, listed above "
+            "(not needed by a run; --require-assistance exits 4)"
+        )
+    else:
+        aid = "complete"
+    return [f"monitoring (预警监测): {runs}", f"assistance (医疗救助测算): {aid}"]
 
 
 # --- text for `povwatch policy check` -----------------------------------------------------------

@@ -169,17 +169,26 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
     try:
         data: Any = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise PovwatchError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise PovwatchError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise PovwatchError(f"{path}: a policy file is a YAML mapping")
     return data, hashlib.sha256(raw).hexdigest()
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line L, column C: not valid YAML: <problem>`` (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def _validate(model: type[BaseModel], data: Any, path: Path, what: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc, path, what) from None
+        raise invalid(exc, path, what, data) from None
 
 
 def load_policy(path: Path, bases: dict[str, LoadedPolicy] | None = None) -> LoadedPolicy:

@@ -74,7 +74,10 @@ def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; a second writer gets a clear one-line refusal, not a corrupt file."""
     if read_only and not db.exists():
-        raise PovwatchError(f"{db}: no warehouse here yet (run `povwatch run` first)")
+        raise PovwatchError(
+            f"{db.resolve()}: no warehouse here yet (make one with `povwatch run --month "
+            "YYYY-MM` or `povwatch demo`, or pass --db FILE)"
+        )
     db.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = _open(db, read_only)

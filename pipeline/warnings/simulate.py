@@ -8,6 +8,7 @@ known to the departments. The whole sweep is one set-based pass: persons × fact
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.errors import PovwatchError
-from pipeline.labels import COUNTIES, WARNING_TYPES
+from pipeline.labels import WARNING_TYPES, division_name, with_admdvs_name
 from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet, income_region, threshold_fen
@@ -33,6 +34,19 @@ DEFAULT_POPULATION = {
     "relapse": ["dibao_edge", "monitor_unstable", "monitor_edge", "monitor_sudden"],
     "impoverish": "ordinary",
 }
+
+
+# The factor a sweep is centred on when the document leaves it to the locality: the common
+# national practice (relapse ~50 %, impoverish ~100 % of the prior-year income).
+LOCAL_CENTRE = {"relapse": Decimal("0.5"), "impoverish": Decimal("1")}
+
+
+def default_factors(warning_type: str, in_force: Decimal | None) -> list[Decimal]:
+    """The sweep for a rule when ``--factor`` is not given: 50 % to 150 % of the factor in
+    force in 11 steps (Jining's impoverishment 1.5 → 0.75, 0.90, …, 2.25), or of the usual
+    factor when the locality has not set one yet."""
+    centre = in_force if in_force is not None else LOCAL_CENTRE[warning_type]
+    return [(centre * k / 10).normalize() for k in range(5, 16)]
 
 
 @dataclass(frozen=True)
@@ -70,10 +84,12 @@ def simulate(
     policies: PolicySet,
     month: Month,
     region: str,
-    factors: list[Decimal],
+    factors: list[Decimal] | None,
     income: tuple[str, str] | None,
     out_dir: Path,
 ) -> SimulationResult:
+    """Persons and households warned per factor, county and warning type; ``factors`` None:
+    each rule's own sweep around its factor in force (``default_factors``)."""
     con = connect(db, read_only=True)
     try:
         rows = loaded_rows(con, month)
@@ -117,7 +133,9 @@ def simulate(
                 raise PovwatchError(
                     f"reference income missing: no {scope} income of {src} in force in {month}"
                 )
-            for f in factors:
+            in_force = rule.threshold.factor if rule.threshold.factor != "local" else None
+            sweep = factors if factors is not None else default_factors(rule.warning_type, in_force)
+            for f in sweep:
                 rule_rows.append(
                     {
                         "admdvs": admdvs,
@@ -129,6 +147,7 @@ def simulate(
                         "rule_identities": [] if ident == "ordinary" else list(ident),
                         "rule_insutypes": rule.population.insutypes,
                         "burden_measure": rule.burden_measure,
+                        "in_force": in_force is not None and f == in_force,
                     }
                 )
     rules = pl.DataFrame(
@@ -143,6 +162,7 @@ def simulate(
             "rule_identities": pl.List(pl.String),
             "rule_insutypes": pl.List(pl.String),
             "burden_measure": pl.String,
+            "in_force": pl.Boolean,
         },
     )
     idents = identities_by_month(identities, [month]).drop("m")
@@ -169,9 +189,12 @@ def simulate(
         )
         .collect()
     )
-    grid = rules.select("factor", "factor_text", "admdvs", "warning_type", "threshold_fen")
+    grid = rules.select(
+        "factor", "factor_text", "admdvs", "warning_type", "threshold_fen", "in_force"
+    )
     table = (
-        grid.join(
+        with_admdvs_name(grid)
+        .join(
             warned,
             on=["factor", "factor_text", "admdvs", "warning_type", "threshold_fen"],
             how="left",
@@ -180,7 +203,6 @@ def simulate(
             pl.col("persons").fill_null(0).cast(pl.Int64),
             pl.col("households").fill_null(0).cast(pl.Int64),
             pl.col("share_household_known").round(4),
-            pl.col("admdvs").replace_strict(COUNTIES, default=pl.col("admdvs")).alias("county"),
         )
         .sort("factor", "admdvs", "warning_type")
         .select(
@@ -192,6 +214,7 @@ def simulate(
             "persons",
             "households",
             "share_household_known",
+            "in_force",
         )
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,30 +234,67 @@ def totals(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC")
+# Debian's fonts-wqy-microhei, registered by path when matplotlib's font cache predates it.
+_CJK_FILES = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",)
+
+
+def _cjk_font() -> str | None:
+    """A font with Chinese glyphs, or None (then the chart's words are English)."""
+    from matplotlib import font_manager
+
+    for path in _CJK_FILES:
+        if Path(path).is_file():
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                font_manager.fontManager.addfont(path)
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((n for n in _CJK_FONTS if n in names), None)
+
+
 def _chart(table: pl.DataFrame, stem: Path, region: str, month: Month) -> tuple[Path, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import font_manager
+    from matplotlib.ticker import MaxNLocator
 
-    cjk = [
-        f.name
-        for f in font_manager.fontManager.ttflist
-        if any(k in f.name for k in ("WenQuanYi", "Noto Sans CJK", "Noto Sans SC"))
-    ]
-    plt.rcParams["font.family"] = [*cjk[:1], "DejaVu Sans"]
+    cjk = _cjk_font()
+    plt.rcParams["font.family"] = [*([cjk] if cjk else []), "DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
     plt.rcParams["svg.hashsalt"] = "povwatch"
     sums = totals(table)
+    in_force = (
+        table.filter(pl.col("in_force"))
+        .select(pl.col("factor").cast(pl.Float64), "warning_type")
+        .unique()
+        .sort("warning_type", "factor")
+    )
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for wtype, style in (("relapse", "o-"), ("impoverish", "s-")):
         part = sums.filter(pl.col("warning_type") == wtype)
-        if part.height:
-            label = WARNING_TYPES[wtype] if cjk else wtype
-            ax.plot(part["factor"].cast(pl.Float64), part["persons"], style, label=label)
-    ax.set_xlabel("factor × prior-year per-capita disposable income")
-    ax.set_ylabel("persons warned")
-    ax.set_title(f"povwatch policy simulate — region {region}, {month}")
+        if not part.height:
+            continue
+        label = WARNING_TYPES[wtype] if cjk else wtype
+        (line,) = ax.plot(part["factor"].cast(pl.Float64), part["persons"], style, label=label)
+        for f in in_force.filter(pl.col("warning_type") == wtype)["factor"].to_list():
+            shown = f"{f * 100:g}%"
+            ax.axvline(
+                f,
+                color=line.get_color(),
+                linestyle="--",
+                linewidth=1,
+                label=(f"{label} 现行标准 {shown}" if cjk else f"{label} in force {shown}"),
+            )
+    name = division_name(region)
+    if cjk:
+        ax.set_xlabel("系数（× 上年人均可支配收入）")
+        ax.set_ylabel("预警人数")
+        ax.set_title(f"监测标准模拟：{name}（{region}），{month}")
+    else:
+        ax.set_xlabel("factor × prior-year per-capita disposable income")
+        ax.set_ylabel("persons warned")
+        ax.set_title(f"povwatch policy simulate — region {region}, {month}")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -246,15 +306,22 @@ def _chart(table: pl.DataFrame, stem: Path, region: str, month: Month) -> tuple[
 
 
 def render_table(table: pl.DataFrame) -> str:
-    """The region totals as a small text table (factor rows, warning types as columns)."""
+    """The region totals as a small text table (factor rows, warning types as columns); ``*``
+    marks the factor in force for that warning type."""
     sums = totals(table)
+    current = set(
+        table.filter(pl.col("in_force")).select("factor", "warning_type").unique().iter_rows()
+    )
     lines = ["factor   返贫 relapse (persons/households)   致贫 impoverish (persons/households)"]
     for factor in sums["factor"].unique(maintain_order=True):
         cells = {
             r["warning_type"]: f"{r['persons']}/{r['households']}"
+            + ("*" if (factor, r["warning_type"]) in current else " ")
             for r in sums.filter(pl.col("factor") == factor).iter_rows(named=True)
         }
         lines.append(
-            f"{factor:<8} {cells.get('relapse', '-'):>34} {cells.get('impoverish', '-'):>37}"
+            f"{factor:<8} {cells.get('relapse', '- '):>35} {cells.get('impoverish', '- '):>37}"
         )
+    if current:
+        lines.append("* the factor in force (现行标准)")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,9 @@ def test_sweep_counts_persons_and_households_per_factor(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    out_dir = tmp_path / "data" / "outbox" / "2024-03" / "simulate"
+    # An analysis, not a delivery: beside the outbox, never inside a department's folder.
+    out_dir = tmp_path / "data" / "analysis" / "2024-03"
+    assert not (tmp_path / "data" / "outbox" / "2024-03").exists()
     rows = list(csv.DictReader((out_dir / "simulate_2201_2024-03.csv").open(encoding="utf-8")))
     got = {
         (r["factor"], r["admdvs"], r["warning_type"]): (
@@ -72,6 +74,11 @@ def test_sweep_counts_persons_and_households_per_factor(tmp_path):
     assert (out_dir / "simulate_2201_2024-03.png").stat().st_size > 10_000
     assert (out_dir / "simulate_2201_2024-03.svg").read_text(encoding="utf-8").startswith("<?xml")
     assert "0.5" in done.stdout and "1/1" in done.stdout
+    # Jilin leaves the factor local: nothing is marked as in force, in the CSV or the table.
+    assert {r["in_force"] for r in rows} == {"false"}
+    assert "* the factor in force" not in done.stdout
+    # county names from the division table (2024 list of 民政部)
+    assert {r["admdvs"]: r["county"] for r in rows}["220102"] == "南关区"
 
 
 def test_local_income_reference_must_be_given(tmp_path):

@@ -180,11 +180,72 @@ def test_policy_check_exit_codes_and_text():
     incomplete = _cli("policy", "check", "policies/jilin-220000.yaml")
     assert incomplete.returncode == 3
     assert "monitoring.relapse.threshold.factor" in incomplete.stdout
-    # The Changchun example supplies the monitoring values (runs work) but not Jilin's
-    # assistance caps (000 §四(五) leaves them local): still incomplete, listed apart.
-    overlay = _cli("policy", "check", "policies/examples/changchun-2201-overlay.yaml")
-    assert overlay.returncode == 3, overlay.stdout
-    assert "for the warnings" not in overlay.stdout
-    assert "assistance.rules.JL-C1.cap.yuan" in overlay.stdout
+    assert "monitoring (预警监测): INCOMPLETE" in incomplete.stdout
+    # The Changchun and Guangzhou examples supply the monitoring values, so a run works: exit
+    # 0. Jilin's assistance caps (000 §四(五) leaves them local) are still listed, apart, and
+    # only --require-assistance makes them fatal (exit 4).
+    for example in ("changchun-2201-overlay.yaml", "guangzhou-4401-overlay.yaml"):
+        overlay = _cli("policy", "check", f"policies/examples/{example}")
+        assert overlay.returncode == 0, overlay.stdout
+        assert "for the warnings" not in overlay.stdout
+        assert "monitoring (预警监测): complete" in overlay.stdout
+        assert "assistance (医疗救助测算): " in overlay.stdout
+        assert "local value(s) missing" in overlay.stdout.splitlines()[-1]
+        strict = _cli("policy", "check", "--require-assistance", f"policies/examples/{example}")
+        assert strict.returncode == 4
+    changchun = _cli("policy", "check", "policies/examples/changchun-2201-overlay.yaml")
+    assert "assistance.rules.JL-C1.cap.yuan" in changchun.stdout
+    # Jining decides everything: 0 even when assistance values are required.
+    assert (
+        _cli("policy", "check", "--require-assistance", "policies/jining-370800.yaml").returncode
+        == 0
+    )
+    # Monitoring values missing stay exit 3 with --require-assistance too.
+    assert (
+        _cli("policy", "check", "--require-assistance", "policies/jilin-220000.yaml").returncode
+        == 3
+    )
     broken = _cli("policy", "check", "pyproject.toml")
     assert broken.returncode == 1 and broken.stderr.count("\n") == 1
+
+
+def test_broken_yaml_names_the_file_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("policy_id: x\ntitle: [unclosed\ndocument: y\n", encoding="utf-8")
+    with pytest.raises(PovwatchError) as err:
+        load_policy(path)
+    message = str(err.value)
+    # the flow sequence opened on line 2 is still open when line 3 starts a mapping key
+    assert message.startswith(f"{path}: line 3, column 9: not valid YAML: ")
+    assert "\n" not in message
+    done = _cli("policy", "check", str(path))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"povwatch: error: {path}: line 3, column 9:")
+    assert done.stderr.count("\n") == 1
+
+
+def test_an_invalid_policy_lists_every_error_with_its_key(tmp_path):
+    text = (REPO / "policies" / "jining-370800.yaml").read_text(encoding="utf-8")
+    assert text.count('factor: "1.50"') == 1 and text.count("effective_from:") >= 1
+    bad = text.replace('factor: "1.50"', 'factor: "lots"').replace(
+        "effective_from:", "effective_frm:", 1
+    )
+    with pytest.raises(PovwatchError) as err:
+        load_policy(_write_text(tmp_path, bad))
+    message = str(err.value)
+    assert "\n" not in message
+    assert "invalid policy (3 errors): " in message
+    assert "at versions.0.effective_from: Field required" in message
+    assert "at versions.0.effective_frm: Extra inputs are not permitted" in message
+    # one key for the union Decimal | 'local', both reasons, no pydantic branch names
+    assert (
+        "at versions.0.monitoring.1.threshold.factor: Input should be a valid decimal "
+        "or Input should be 'local'"
+    ) in message
+    assert "constrained" not in message and "literal[" not in message
+
+
+def _write_text(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
