@@ -1,19 +1,26 @@
 # povwatch — two commands on a fresh machine: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV ?= $(PYTHON) -m uv
+# uv on PATH if there is one, else the module bootstrapped with pip (target `uv`).
+UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo $(PYTHON) -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo test bench lint fmt install uv clean
+.PHONY: demo test bench lint fmt install uv shell clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
 install: uv
-	$(UV) sync --frozen --all-extras
+	@$(UV) sync --frozen --all-extras --quiet
+	@echo "install: .venv in sync with uv.lock ($$(grep -c '^name = ' uv.lock) packages locked)"
 
 demo: install
-	$(UV) run --frozen povwatch demo
+	@POVWATCH_CMD="$(UV) run povwatch" $(UV) run --frozen povwatch demo
+
+# A shell with .venv on PATH: plain `povwatch …` works there (`exit` to leave).
+shell: install
+	@echo "shell: povwatch is on PATH here (.venv/bin); type exit to leave"
+	@$(UV) run --frozen $${SHELL:-bash}
 
 test: install
 	$(UV) run --frozen pytest -q

@@ -84,6 +84,13 @@ def _settings(landing: Path, db: Path, outbox: Path, policy: list[Path] | None, 
     )
 
 
+def _require_landing(landing: Path) -> None:
+    """A landing folder that is not there stops a command before the warehouse opens."""
+    from pipeline.ingest.load import require_landing
+
+    require_landing(landing)
+
+
 def _month(text: str, option: str = "--month") -> Month:
     try:
         return Month.parse(text)
@@ -103,7 +110,9 @@ def run(
     """One monthly run: ingest, validate, compute, warn, report."""
     from pipeline.run import run_month
 
-    result = run_month(_month(month), _settings(landing, db, outbox, policy, quiet))
+    m = _month(month)
+    _require_landing(landing)
+    result = run_month(m, _settings(landing, db, outbox, policy, quiet))
     typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
 
 
@@ -123,6 +132,7 @@ def backfill(
     first, last = _month(from_, "--from"), _month(to, "--to")
     if last < first:
         raise usage_error("--to", f"{last} is before --from {first}")
+    _require_landing(landing)
     settings = _settings(landing, db, outbox, policy, quiet)
     for m in first.through(last):
         result = run_month(m, settings)
@@ -319,6 +329,7 @@ def policy_simulate(
     except PovwatchError as exc:
         raise usage_error("--factor", str(exc).removeprefix(f"--factor {factor!r}: ")) from None
     out_dir = out if out is not None else outbox.parent / "analysis" / str(m)
+    _require_landing(landing)
     stage_month(m, _settings(landing, db, outbox, policy, quiet=True))
     result = simulate(
         db,

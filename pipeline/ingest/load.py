@@ -233,16 +233,21 @@ def _reference_files(landing: Path, kind_dir: str) -> list[Path]:
     return list_files(landing / kind_dir)
 
 
-def load_reference(
-    con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
-) -> None:
-    """Replace the reference tables with the snapshots in force for ``month``."""
+def require_landing(landing: Path) -> None:
+    """Stop with the folder's full path when the landing folder is not there."""
     if not landing.is_dir():
         what = "is a file, not a folder" if landing.exists() else "does not exist"
         raise PovwatchError(
             f"{landing.resolve()}: the landing folder {what} (pass --landing DIR: the folder "
             "holding settlements/, persons/, identities/ and reference/)"
         )
+
+
+def load_reference(
+    con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
+) -> None:
+    """Replace the reference tables with the snapshots in force for ``month``."""
+    require_landing(landing)
     for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)

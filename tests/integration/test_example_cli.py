@@ -86,7 +86,8 @@ def test_rerunning_a_month_is_byte_identical(backfilled):
 def test_reports_per_department_and_county(backfilled):
     month_dir = backfilled / "data" / "outbox" / "2024-06"
     ledgers = sorted(p.relative_to(month_dir).as_posix() for p in month_dir.rglob("*.xlsx"))
-    assert "civil_affairs/130503/预警台账_民政部门_130503_2024-06.xlsx" in ledgers
+    # Hebei's county by its name from the national division table (130503 信都区, 邢台市)
+    assert "civil_affairs/130503/预警台账_民政部门_信都区_2024-06.xlsx" in ledgers
     assert any(p.startswith("rural_revitalization/") for p in ledgers)
     assert (month_dir / "manifest.json").is_file()
     assert "summary_2024-06.xlsx" in ledgers
