@@ -152,7 +152,7 @@ def warnings_csv(db: Path, month: Month) -> str:
         ).fetchall()[0][0]
         if not ran:
             raise PovwatchError(
-                f"{db}: month {month} has not been run yet (povwatch run --month {month})"
+                f"{db.resolve()}: month {month} has not been run yet (povwatch run --month {month})"
             )
         frame = con.sql(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",

@@ -22,7 +22,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
         ).fetchall()
         lines = []
         if not runs:
-            return f"no runs{f' for {month}' if month else ''} in {db}\n"
+            return f"no runs{f' for {month}' if month else ''} in {db.resolve()}\n"
         for run_id, m, outcome, started, finished, n, message in runs:
             took = f"{(finished - started).total_seconds():.1f} s" if finished else "-"
             lines.append(

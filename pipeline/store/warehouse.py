@@ -84,10 +84,10 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise PovwatchError(
-                f"{db}: the warehouse is in use by another povwatch run (one writer at a time); "
+                f"{db.resolve()}: the warehouse is in use by another povwatch run (one writer at a time); "
                 "wait for it to finish"
             ) from None
-        raise PovwatchError(f"{db}: cannot open the warehouse: {exc}") from None
+        raise PovwatchError(f"{db.resolve()}: cannot open the warehouse: {exc}") from None
     con.execute("set enable_progress_bar = false")
     if not read_only:
         con.execute(sql("schema/warehouse"))

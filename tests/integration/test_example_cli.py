@@ -180,6 +180,6 @@ def test_a_single_month_on_a_fresh_warehouse_equals_the_backfill(backfilled, tmp
 )
 def test_usage_errors_are_one_line_and_non_zero(tmp_path, args):
     out = povwatch(*args, cwd=tmp_path)
-    assert out.returncode != 0
+    assert out.returncode == 2  # a usage error, bad month value included
     err = out.stderr.decode().strip()
     assert len(err.splitlines()) == 1 and err.startswith("povwatch: error: "), err
