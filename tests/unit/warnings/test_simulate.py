@@ -45,3 +45,37 @@ def test_the_table_marks_the_factor_in_force():
     assert lines[3].split() == ["1.5", "-", "3/3*"]
     assert lines[2].split() == ["1.35", "-", "5/4"]
     assert lines[-1] == "* the factor in force (现行标准)"
+
+
+def _table() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "factor": ["0.5", "1.5"],
+            "admdvs": ["370811", "370811"],
+            "county": ["任城区", "任城区"],
+            "warning_type": ["relapse", "impoverish"],
+            "threshold": ["1.00", "2.00"],
+            "persons": [2, 3],
+            "households": [2, 3],
+            "share_household_known": [0.0, 0.0],
+            "in_force": [True, True],
+        }
+    )
+
+
+def test_the_chart_is_drawn_with_or_without_a_chinese_font(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pipeline.warnings.simulate as sim
+    from pipeline.months import Month
+
+    if Path(sim._CJK_FILES[0]).is_file():  # Debian's fonts-wqy-microhei (the Makefile's)
+        assert sim._cjk_font() == "WenQuanYi Micro Hei"
+    png, svg = sim._chart(_table(), tmp_path / "with", "3708", Month(2024, 12))
+    assert png.stat().st_size > 5_000 and svg.read_text(encoding="utf-8").startswith("<?xml")
+    # no CJK font on the machine: English words, still a chart, no error
+    monkeypatch.setattr(sim, "_CJK_FONTS", ("No Such Font",))
+    monkeypatch.setattr(sim, "_CJK_FILES", ())
+    assert sim._cjk_font() is None
+    png, _ = sim._chart(_table(), tmp_path / "without", "3708", Month(2024, 12))
+    assert png.stat().st_size > 5_000
