@@ -10,7 +10,7 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from pipeline.errors import PovwatchError
+from pipeline.errors import PovwatchError, shown
 from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.settings import DEFAULT_DB, DEFAULT_LANDING, DEFAULT_OUTBOX, Settings
@@ -152,7 +152,7 @@ def warnings_csv(db: Path, month: Month) -> str:
         ).fetchall()[0][0]
         if not ran:
             raise PovwatchError(
-                f"{db.resolve()}: month {month} has not been run yet (povwatch run --month {month})"
+                f"{shown(db)}: month {month} has not been run yet (povwatch run --month {month})"
             )
         frame = con.sql(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
@@ -341,8 +341,8 @@ def policy_simulate(
         out_dir,
     )
     typer.echo(render_table(result.table), nl=False)
-    typer.echo(f"per county: {result.csv.resolve()}")
-    typer.echo(f"chart     : {result.png.resolve()}, {result.svg.resolve()}")
+    typer.echo(f"per county: {shown(result.csv)}")
+    typer.echo(f"chart     : {shown(result.png)}, {shown(result.svg)}")
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """The one exception a user sees: a one-line reason, never a traceback."""
 
+import os
+
 
 class PovwatchError(Exception):
     """A failure the user can act on. ``str(err)`` is one line naming file/row/column/reason."""
@@ -50,3 +52,8 @@ def _data_path(loc: tuple, data: object) -> list:
             continue  # a union branch's name
         out.append(part)
     return out
+
+
+def shown(path: object) -> str:
+    """A path as messages show it: absolute, ``..`` folded, symlinks kept as the user sees them."""
+    return os.path.abspath(os.fspath(path))  # type: ignore[arg-type]

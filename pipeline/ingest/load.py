@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from pipeline.errors import PovwatchError
+from pipeline.errors import PovwatchError, shown
 from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
 from pipeline.months import Month
 from pipeline.policy.types import IDENTITY_CODES
@@ -131,7 +131,7 @@ def ingest_settlements(
     folders = export_folders(landing, month)
     if not folders.get(str(month)):
         raise PovwatchError(
-            f"{landing / 'settlements' / str(month)}: no settlement export for {month} "
+            f"{shown(landing / 'settlements' / str(month))}: no settlement export for {month} "
             "(the folder is missing or empty)"
         )
     known: dict[str, set[tuple[str, str]]] = {}
@@ -238,7 +238,7 @@ def require_landing(landing: Path) -> None:
     if not landing.is_dir():
         what = "is a file, not a folder" if landing.exists() else "does not exist"
         raise PovwatchError(
-            f"{landing.resolve()}: the landing folder {what} (pass --landing DIR: the folder "
+            f"{shown(landing)}: the landing folder {what} (pass --landing DIR: the folder "
             "holding settlements/, persons/, identities/ and reference/)"
         )
 
@@ -300,7 +300,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
     files = _reference_files(landing, "persons")
     if not files:
         raise PovwatchError(
-            f"{(landing / 'persons').resolve()}: no insured-person registry file (persons/*.csv, "
+            f"{shown(landing / 'persons')}: no insured-person registry file (persons/*.csv, "
             "*.parquet or *.xlsx)"
         )
     usable = []

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import PovwatchError, invalid
+from pipeline.errors import PovwatchError, invalid, shown
 from pipeline.policy.types import (
     Assistance,
     Citation,
@@ -165,13 +165,13 @@ def _read_yaml(path: Path) -> tuple[Any, str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise PovwatchError(f"{path}: cannot read policy file ({exc.strerror})") from None
+        raise PovwatchError(f"{shown(path)}: cannot read policy file ({exc.strerror})") from None
     try:
         data: Any = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise PovwatchError(f"{path}: {yaml_problem(exc)}") from None
+        raise PovwatchError(f"{shown(path)}: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise PovwatchError(f"{path}: a policy file is a YAML mapping")
+        raise PovwatchError(f"{shown(path)}: a policy file is a YAML mapping")
     return data, hashlib.sha256(raw).hexdigest()
 
 
@@ -188,7 +188,7 @@ def _validate(model: type[BaseModel], data: Any, path: Path, what: str) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid(exc, path, what, data) from None
+        raise invalid(exc, shown(path), what, data) from None
 
 
 def load_policy(path: Path, bases: dict[str, LoadedPolicy] | None = None) -> LoadedPolicy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.errors import shown
 from pipeline.money import yuan
 from pipeline.months import Month
 from pipeline.store.warehouse import connect
@@ -22,7 +23,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
         ).fetchall()
         lines = []
         if not runs:
-            return f"no runs{f' for {month}' if month else ''} in {db.resolve()}\n"
+            return f"no runs{f' for {month}' if month else ''} in {shown(db)}\n"
         for run_id, m, outcome, started, finished, n, message in runs:
             took = f"{(finished - started).total_seconds():.1f} s" if finished else "-"
             lines.append(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.errors import PovwatchError
+from pipeline.errors import PovwatchError, shown
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 _REPO_ROOT = _PACKAGE.parent
@@ -75,7 +75,7 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; a second writer gets a clear one-line refusal, not a corrupt file."""
     if read_only and not db.exists():
         raise PovwatchError(
-            f"{db.resolve()}: no warehouse here yet (make one with `povwatch run --month "
+            f"{shown(db)}: no warehouse here yet (make one with `povwatch run --month "
             "YYYY-MM` or `povwatch demo`, or pass --db FILE)"
         )
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -84,10 +84,10 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise PovwatchError(
-                f"{db.resolve()}: the warehouse is in use by another povwatch run (one writer at a time); "
+                f"{shown(db)}: the warehouse is in use by another povwatch run (one writer at a time); "
                 "wait for it to finish"
             ) from None
-        raise PovwatchError(f"{db.resolve()}: cannot open the warehouse: {exc}") from None
+        raise PovwatchError(f"{shown(db)}: cannot open the warehouse: {exc}") from None
     con.execute("set enable_progress_bar = false")
     if not read_only:
         con.execute(sql("schema/warehouse"))

@@ -104,10 +104,19 @@ def simulate(
         incomes = con.sql(
             "select admdvs, year, scope, amount_fen, published_on from ref_income"
         ).pl()
+        known = [
+            r[0]
+            for r in con.execute(
+                "select distinct left(insuplc_admdvs, 4) from ref_persons order by 1 limit 12"
+            ).fetchall()
+        ]
     finally:
         con.close()
     if registry.height == 0:
-        raise PovwatchError(f"--region {region}: no insured person of the registry lives there")
+        raise PovwatchError(
+            f"--region {region}: no insured person of the registry lives there "
+            f"(the registry's regions: {', '.join(known) or 'none'})"
+        )
 
     # One row per (county, warning type): the rule's population, measure and income.
     rule_rows = []

@@ -128,3 +128,19 @@ def test_the_demo_table_names_jining_counties(demo_city):  # noqa: F811
     _, stdout = demo_city
     head = stdout.splitlines()[1]
     assert "任城区" in head and "全市" in head
+
+
+def test_failures_name_what_is_wrong_with_full_paths(demo_city):  # noqa: F811
+    work, _ = demo_city
+    other = povwatch("policy", "simulate", "--month", "2024-12", "--region", "2201", cwd=work)
+    assert other.returncode == 1 and other.stderr.count("\n") == 1
+    assert "--region 2201: no insured person" in other.stderr and "3708" in other.stderr
+    missing = povwatch("policy", "check", "policies/nope.yaml", cwd=work)
+    assert missing.returncode == 1
+    assert f"{work.resolve() / 'policies' / 'nope.yaml'}: cannot read policy file" in (
+        missing.stderr
+    )
+    never = povwatch("run", "--month", "2025-01", "--quiet", cwd=work)
+    assert never.returncode == 1 and never.stderr.count("\n") == 1
+    full = (work / "data" / "landing" / "settlements" / "2025-01").resolve()
+    assert f"{full}: no settlement export for 2025-01" in never.stderr
