@@ -39,3 +39,13 @@ def test_names_of_counties_outside_jining():
         "邢台市",
         "济宁市",
     )
+
+
+def test_the_synthetic_city_uses_the_official_county_names():
+    from pipeline.synth import city as synth
+
+    frame = pl.DataFrame(
+        {"admdvs": [c[0] for c in synth.COUNTIES], "synth_name": [c[1] for c in synth.COUNTIES]}
+    )
+    named = with_admdvs_name(frame)
+    assert named.filter(pl.col("county") != pl.col("synth_name")).height == 0
