@@ -247,6 +247,39 @@ def policy_simulate(
     typer.echo(f"chart     : {result.png}, {result.svg}")
 
 
+# --------------------------------------------------------------------------- cases (issue 10)
+
+
+@app.command()
+def cases(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Every warning of the year up to a month with its lifecycle and decision (CSV)."""
+    from pipeline.store.warehouse import connect
+    from pipeline.warnings.cases import cases_csv, cases_frame
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame, not_run = cases_frame(con, m)
+    finally:
+        con.close()
+    if not_run:
+        print(
+            f"povwatch: note: months of {m.year} not run: {', '.join(not_run)} "
+            "(warnings flagged only then are not listed)",
+            file=sys.stderr,
+        )
+    sys.stdout.buffer.write(cases_csv(frame).encode("utf-8"))
+    sys.stdout.flush()
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

@@ -31,3 +31,51 @@ COUNTIES = {
     "370881": "曲阜市",
     "370883": "邹城市",
 }
+
+# Decisions a department returns (contract: feedback): an identity code (its label above), or
+# one of these. The 台账's verdict column offers the same labels.
+DECISIONS = {
+    "not_eligible": "不符合条件",
+    "already_assisted": "已纳入救助",
+    "unreachable": "无法联系",
+}
+# Other spellings officers write for the same decisions (label → code).
+DECISION_ALIASES = {
+    "孤儿": "orphan",
+    "事实无人抚养儿童": "orphan",
+    "不符合": "not_eligible",
+    "不予认定": "not_eligible",
+    "已救助": "already_assisted",
+    "联系不上": "unreachable",
+    "无法联系上": "unreachable",
+}
+# Column labels of a returned 台账 (or a department's own sheet) → feedback columns.
+FEEDBACK_COLUMNS = {
+    "预警编号": "warning_id",
+    "个人编号": "psn_no",
+    "身份证号": "certno",
+    "公民身份号码": "certno",
+    "预警类型": "warning_type",
+    "核实结论": "decision",
+    "认定结论": "decision",
+    "处理结论": "decision",
+    "核实日期": "decided_on",
+    "认定日期": "decided_on",
+    "处理日期": "decided_on",
+    "备注": "note",
+}
+# Short forms of the warning types a department may write.
+WARNING_TYPE_ALIASES = {
+    "返贫": "relapse",
+    "因病返贫": "relapse",
+    "致贫": "impoverish",
+    "因病致贫": "impoverish",
+}
+# Follow-up of decisions (reports: pending / overdue / not yet in the identities feed).
+FOLLOWUP = {
+    "pending": "待反馈",
+    "overdue": "逾期未反馈",
+    "not_reflected": "已认定但身份数据未更新",
+    "previous_decision": "上次核实结论",
+    "days_waiting": "等待天数",
+}

@@ -22,7 +22,10 @@ import duckdb
 import polars as pl
 
 from pipeline import __version__
+from pipeline.delivery.config import overdue_after_days
+from pipeline.delivery.outbox import set_aside_edited
 from pipeline.errors import PovwatchError
+from pipeline.ingest.feedback import feedback_roots, read_feedback
 from pipeline.ingest.load import (
     IngestReport,
     classify_settlements,
@@ -36,6 +39,12 @@ from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import write_reports
 from pipeline.settings import Settings
 from pipeline.store.warehouse import connect, transaction
+from pipeline.warnings.cases import (
+    FOLLOWUP_COLUMNS,
+    FOLLOWUP_KEYS,
+    apply_feedback,
+    store_followup,
+)
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
 
@@ -202,6 +211,16 @@ def _run(
         con.execute("insert into mart_warning_routes by name select * from r_batch")
         con.unregister("r_batch")
 
+    # Decisions fed back (as of M's last day) and their follow-up (pending, overdue, …);
+    # a delivered 台账 edited in place is set aside first and read as feedback.
+    for line in set_aside_edited(settings.outbox):
+        say(line)
+    for line in apply_feedback(
+        con, m, run_id, read_feedback(feedback_roots(settings.landing, settings.outbox))
+    ):
+        say(line)
+    followup = store_followup(con, m, overdue_after_days(settings))
+
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)
         quality.store_results(con, run_id, str(m), checks)
@@ -214,7 +233,10 @@ def _run(
     result = RunResult(
         month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
-    return result, report_frame(routed, registry, warnings)
+    deliverable = report_frame(routed, registry, warnings).join(
+        followup.select(FOLLOWUP_KEYS + FOLLOWUP_COLUMNS), on=FOLLOWUP_KEYS, how="left"
+    )
+    return result, deliverable
 
 
 def _ingest_and_stage(
