@@ -280,6 +280,39 @@ def cases(
     sys.stdout.flush()
 
 
+@app.command()
+def deliver(
+    month: MonthOpt,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    delivery: Annotated[
+        Path | None, typer.Option("--delivery", help="delivery file (default $POVWATCH_DELIVERY)")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """(Re)deliver a month's packages from the outbox; what was delivered is not sent again."""
+    from pipeline.delivery.deliver import deliver_run
+    from pipeline.store.warehouse import connect
+
+    m = _month(month)
+    settings = Settings(landing=landing, db=db, outbox=outbox, delivery=delivery, quiet=quiet)
+    say = (lambda _m: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    con = connect(db)
+    try:
+        result = deliver_run(con, settings, str(m), None, say)
+    finally:
+        con.close()
+    failed = [s["destination"] for s in result if s["failed"]]
+    for s in result:
+        typer.echo(
+            f"{m} {s['destination']} ({s['kind']}): {s['delivered']} delivered, "
+            f"{s['unchanged']} unchanged, {s['failed']} failed"
+        )
+    if failed:
+        raise PovwatchError(f"delivery of {m} failed for: {', '.join(failed)}")
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

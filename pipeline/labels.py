@@ -79,3 +79,13 @@ FOLLOWUP = {
     "previous_decision": "上次核实结论",
     "days_waiting": "等待天数",
 }
+# Delivery e-mails (counts and file names only: never a resident's id or name).
+DELIVERY_SUBJECT = "【{kind}】{month_label} {department} {county}"
+DELIVERY_BODY = (
+    "{department}：\n\n"
+    "附件为{month_label}{county}的{kind}（{files} 个文件，共 {rows} 条预警记录）。\n"
+    "请核实后在“核实结论”“核实日期”栏填写结论，将台账原样返回。\n\n"
+    "文件校验码（SHA-256）：{sha256}\n\n"
+    "本邮件由 povwatch 自动发送。"
+)
+DELIVERY_KIND = "因病返贫/因病致贫预警台账"

@@ -22,7 +22,8 @@ import duckdb
 import polars as pl
 
 from pipeline import __version__
-from pipeline.delivery.config import overdue_after_days
+from pipeline.delivery.config import load_config, overdue_after_days
+from pipeline.delivery.deliver import deliver_run
 from pipeline.delivery.outbox import set_aside_edited
 from pipeline.errors import PovwatchError
 from pipeline.ingest.feedback import feedback_roots, read_feedback
@@ -58,6 +59,7 @@ class RunResult:
     files: list[dict] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    deliveries: list[dict] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -98,6 +100,7 @@ def run_month(
     m = month if isinstance(month, Month) else Month.parse(month)
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
     policies = PolicySet.load(settings.policy_files)
+    load_config(settings)  # a bad delivery file stops the run before anything is written
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = f"{m}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     t0 = time.perf_counter()
@@ -119,6 +122,7 @@ def run_month(
             say(f"[{m}] writing reports to {settings.outbox / str(m)}")
             reports = write_reports(deliverable, str(m), settings.outbox)
             checkpoint("after_reports")
+            result.deliveries = deliver_run(con, settings, str(m), run_id, say)
             con.execute(
                 "update run_ledger set outcome = 'success', finished_at = ? where run_id = ?",
                 [dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],

@@ -3,7 +3,8 @@
 An officer may answer in the delivered 台账 itself, in the outbox. Such a file (its sha256 no
 longer the manifest's) is never overwritten: each run first moves it to
 ``outbox/received/<department>/<month>/<county>/<name>.edited-<sha8>.<ext>``, where the
-feedback reader finds it (``pipeline.ingest.feedback.feedback_roots``), and says so.
+feedback reader finds it (``pipeline.ingest.feedback.feedback_roots``), and says so. An
+edited file outside the department folders (the city summary) goes to ``outbox/kept/<month>/``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from pipeline.labels import DEPARTMENTS
 
 RECEIVED = "received"
+KEPT = "kept"
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
@@ -55,15 +57,17 @@ def set_aside_edited(outbox: Path) -> list[str]:
             digest = _sha256(path)
             if digest == entry.get("sha256"):
                 continue
-            dept = rel.parts[0] if rel.parts[0] in DEPARTMENTS else "_city"
-            inner = rel.parts[1:] if dept != "_city" else rel.parts
             name = f"{path.stem}.edited-{digest[:8]}{path.suffix}"
-            target = outbox / RECEIVED / dept / month / Path(*inner).parent / name
+            dept = rel.parts[0] if rel.parts[0] in DEPARTMENTS else None
+            if dept:
+                target = outbox / RECEIVED / dept / month / Path(*rel.parts[1:]).parent / name
+            else:  # the city summary and the like: kept, not read as feedback
+                target = outbox / KEPT / month / rel.parent / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
             lines.append(
                 f"[{month}] {month}/{rel.as_posix()} was edited after delivery (sha256 differs "
                 f"from the manifest): kept as {target.relative_to(outbox).as_posix()}"
-                + (", its decisions are read as feedback" if dept != "_city" else "")
+                + (", its decisions are read as feedback" if dept else "")
             )
     return lines

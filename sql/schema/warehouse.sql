@@ -237,3 +237,6 @@ create table if not exists delivery_log (
     outcome varchar not null,           -- delivered | unchanged | failed
     message varchar
 );
+
+-- What each run delivered where (JSON: one entry per destination with its counts).
+alter table run_ledger add column if not exists deliveries varchar;
