@@ -14,7 +14,7 @@ install: uv
 	@# the SFTP delivery test starts a real OpenSSH server on loopback (Debian openssh-server)
 	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || \
 		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		  { apt-get update -qq >/dev/null 2>&1 || true; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		  openssh-server >/dev/null 2>&1; } || echo "note: sshd not installed; the SFTP test will skip"
 
 demo: install
