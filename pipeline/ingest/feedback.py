@@ -74,6 +74,10 @@ READ_SCHEMA: dict[str, pl.DataType] = {
     "reason_column": pl.String,
 }
 
+# A department folder by its code, or by its Chinese name (民政部门 / 民政, …).
+_DEPARTMENT_FOLDERS = {label: code for code, label in DEPARTMENTS.items()} | {
+    label.removesuffix("部门"): code for code, label in DEPARTMENTS.items()
+}
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d", "%Y年%m月%d日")
 _WARNING_ID = r"^\d{4}-[RI]-\S+$"
 
@@ -131,7 +135,8 @@ def read_feedback(roots: list[FeedbackRoot]) -> FeedbackRead:
         for path in list_files(root.folder):
             rel_in_root = path.relative_to(root.folder)
             rel = f"{root.prefix}/{rel_in_root.as_posix()}"
-            department = rel_in_root.parts[0] if len(rel_in_root.parts) > 1 else ""
+            folder = rel_in_root.parts[0] if len(rel_in_root.parts) > 1 else ""
+            department = _DEPARTMENT_FOLDERS.get(folder, folder)
             if department not in DEPARTMENTS:
                 frames.append(_file_reject(department, rel, 0, "unknown_department", None))
                 files.append(_file_entry(department, rel, None, 0, 0))

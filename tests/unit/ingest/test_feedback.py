@@ -29,7 +29,7 @@ def test_every_spelling_of_a_decision_maps_to_its_code():
 
 
 def test_gb18030_csv_with_the_ledger_labels(tmp_path):
-    folder = tmp_path / "rural_revitalization"
+    folder = tmp_path / "乡村振兴"  # the department's folder by its Chinese name
     folder.mkdir()
     text = (
         "个人编号,预警类型,核实结论,核实日期,备注\n"
