@@ -159,11 +159,15 @@ def read_feedback(roots: list[FeedbackRoot]) -> FeedbackRead:
                     department, rel, result.sha256, frame.height, frame.height - answered.height
                 )
             )
-            decision_code = pl.col("decision").replace_strict(
-                decisions, default=None, return_dtype=pl.String
+            decision_code = (
+                pl.col("decision")
+                .str.to_lowercase()
+                .replace_strict(decisions, default=None, return_dtype=pl.String)
             )
-            type_code = pl.col("warning_type").replace_strict(
-                types, default=None, return_dtype=pl.String
+            type_code = (
+                pl.col("warning_type")
+                .str.to_lowercase()
+                .replace_strict(types, default=None, return_dtype=pl.String)
             )
             parsed = answered.with_columns(
                 pl.col("warning_id").str.to_uppercase(),

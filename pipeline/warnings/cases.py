@@ -276,12 +276,15 @@ def apply_feedback(
         f"{f['later']} decided after {m}, {f['blank']} blank"
         for f in files.sort("source_file").iter_rows(named=True)
     ]
-    if rejected.height:
-        first = rejected.sort("source_file", "source_row").row(0, named=True)
+    shown = 20
+    for r in rejected.sort("source_file", "source_row").head(shown).iter_rows(named=True):
         lines.append(
-            f"[{m}] feedback: {rejected.height} rows rejected (first: {first['source_file']} "
-            f"row {first['source_row']} column {first['reason_column'] or '-'}: "
-            f"{first['reason']}); see table feedback_rejects"
+            f"[{m}] feedback rejected: {r['source_file']} row {r['source_row']} "
+            f"column {r['reason_column'] or '-'}: {r['reason']}"
+        )
+    if rejected.height > shown:
+        lines.append(
+            f"[{m}] feedback: {rejected.height - shown} more rejected rows (table feedback_rejects)"
         )
     return lines
 

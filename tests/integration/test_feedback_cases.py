@@ -96,7 +96,8 @@ def work(tmp_path_factory) -> Path:
     (fb / "health").mkdir()
     (fb / "health" / "x.csv").write_text("warning_id,decision,decided_on\n", encoding="utf-8")
     for month in ("2024-01", "2024-02", "2024-03"):
-        _run(root, month)
+        said = _run(root, month)
+    (root / "said_2024-03.txt").write_text("\n".join(said), encoding="utf-8")
     return root
 
 
@@ -189,6 +190,17 @@ def test_each_rejection_is_on_record_with_file_row_column_and_reason(work):
         ("feedback/health/x.csv", 0, 1, 0, 0),
         ("feedback/rural_revitalization/反馈.csv", 2, 0, 0, 0),
     ]
+
+
+def test_rejections_are_said_with_file_row_column_and_reason_never_ids(work):
+    said = (work / "said_2024-03.txt").read_text(encoding="utf-8").splitlines()
+    civil = "feedback/civil_affairs/decisions.csv"
+    assert f"[2024-03] feedback rejected: {civil} row 8 column decided_on: bad_date" in said
+    assert (
+        f"[2024-03] feedback {civil}: 3 accepted, 5 rejected, 1 decided after 2024-03, 0 blank"
+        in said
+    )
+    assert not any("P13" in line or CERT_1158 in line for line in said)
 
 
 def test_followup_pending_overdue_and_not_reflected(work):
