@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,7 +275,19 @@ def _header_index(grid: pl.DataFrame, spec: FileSpec, aliases: dict[str, str]) -
 
 def _norm_name(name: object, aliases: dict[str, str]) -> str:
     key = str(name).strip().strip('"').strip("\ufeff").strip().lower()
-    return aliases.get(key, key)
+    return _alias(key, aliases)
+
+
+_NOTE = re.compile(r"[（(【\[][^）)】\]]*[）)】\]]")
+
+
+def _alias(key: str, aliases: dict[str, str]) -> str:
+    """The canonical name of a column; a label with a note (``核实结论（必填）``, ``*备注``)
+    is known by its bare label."""
+    if key in aliases:
+        return aliases[key]
+    bare = _NOTE.sub("", key).strip().strip("*＊").strip()
+    return aliases.get(bare, key)
 
 
 def _conform(
@@ -286,7 +299,7 @@ def _conform(
     canonical_present = {_norm_name(c, {}) for c in frame.columns}
     for col in frame.columns:
         key = _norm_name(col, {})
-        target = aliases.get(key, key)
+        target = _alias(key, aliases)
         if key != target and target in canonical_present:
             continue  # both spellings delivered: the contract's own name wins
         if target in seen:
