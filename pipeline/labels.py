@@ -66,6 +66,8 @@ FEEDBACK_COLUMNS = {
 }
 # Short forms of the warning types a department may write.
 WARNING_TYPE_ALIASES = {
+    "返贫预警": "relapse",
+    "致贫预警": "impoverish",
     "返贫": "relapse",
     "因病返贫": "relapse",
     "致贫": "impoverish",

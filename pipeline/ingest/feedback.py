@@ -11,6 +11,7 @@ cannot be used is one rejection on record.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +126,14 @@ def _file_reject(
     return pl.DataFrame([{c: values.get(c) for c in READ_SCHEMA}], schema=READ_SCHEMA)
 
 
-def read_feedback(roots: list[FeedbackRoot]) -> FeedbackRead:
-    """Every feedback file under the roots, row-checked; never raises for a bad file."""
+def read_feedback(roots: list[FeedbackRoot], today: dt.date | None = None) -> FeedbackRead:
+    """Every feedback file under the roots, row-checked; never raises for a bad file.
+
+    A decision dated after ``today`` (the wall-clock date by default) cannot have been taken
+    yet: rejected as ``future_date``. (Dates between a run's month and today are real
+    decisions a later month's run applies.)
+    """
+    today = today or dt.date.today()
     frames: list[pl.DataFrame] = []
     files: list[dict] = []
     decisions = decision_lookup()
@@ -200,6 +207,7 @@ def read_feedback(roots: list[FeedbackRoot]) -> FeedbackRead:
                         ),
                         (pl.col("decided_on").is_null(), "missing_value", "decided_on"),
                         (pl.col("_day").is_null(), "bad_date", "decided_on"),
+                        (pl.col("_day") > today, "future_date", "decided_on"),
                     ]
                 )
             )

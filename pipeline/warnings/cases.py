@@ -15,8 +15,15 @@ Choices, stated once:
 * **A row by person.** ``psn_no`` (or ``certno``, through the registry) names the person's
   warning routed to that department, of the latest year whose warning had begun by the
   decision's month; ``warning_type`` is needed only when two warnings remain.
-* **A decision cannot precede its warning**: ``decided_on`` before the first day of the
-  warning's ``first_month`` is rejected (``date_before_warning``).
+* **Impossible dates**: a day that does not exist (``bad_date``), a day after today
+  (``future_date``, checked when read) and a day before the first day of the warning's
+  ``first_month`` (``date_before_warning``: a decision cannot precede its warning).
+* **Reasons on record** (``feedback_rejects``: file, row, column, reason): ``missing_value``,
+  ``unknown_decision``, ``unknown_warning_type``, ``bad_date``, ``future_date``,
+  ``unknown_warning`` (no such warning up to M), ``not_routed`` (a warning, but not sent to
+  that department), ``ambiguous_warning`` (a person with two warnings there and no
+  ``warning_type``), ``date_before_warning``; a whole file: ``unknown_department``,
+  ``missing_column``, ``unreadable_file``.
 * **Months not run.** ``cases`` lists the warnings found in the months of the year that were
   run up to M; ``first_month`` is the replayed first month (right even if earlier months were
   not run), ``status`` is that of M (which must have been run) or ``resolved``. A warning

@@ -34,7 +34,7 @@ def test_gb18030_csv_with_the_ledger_labels(tmp_path):
     text = (
         "个人编号,预警类型,核实结论,核实日期,备注\n"
         "P1,因病致贫预警,边缘易致贫户,2024/3/5,已入户\n"
-        "P2,返贫,无法联系,20240306,\n"
+        "P2,返贫预警,无法联系,20240306,\n"
         "P3,,,,\n"  # not answered: not a row of decisions
         "P4,因病返贫预警,特困人员,2024年03月07日,\n"
     )
@@ -69,7 +69,8 @@ def test_row_checks_name_the_column_and_reason(tmp_path):
         "2024-X-P1,,,dibao,2024-03-01\n"
         ",P1,both,dibao,2024-03-01\n"
         ",P1,,,2024-03-01\n"
-        ",P1,,dibao,\n",
+        ",P1,,dibao,\n"
+        ",P1,,dibao,2099-01-01\n",
         encoding="utf-8",
     )
     rows = _read(tmp_path).sort("source_row")
@@ -81,6 +82,7 @@ def test_row_checks_name_the_column_and_reason(tmp_path):
         (6, "warning_type", "unknown_warning_type"),
         (7, "decision", "missing_value"),
         (8, "decided_on", "missing_value"),
+        (9, "decided_on", "future_date"),  # not yet today: cannot have been decided
     ]
 
 
