@@ -311,6 +311,13 @@ def _ran(con: duckdb.DuckDBPyConnection, month: str) -> bool:
 
 def decisions_as_of(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
     """Accepted decisions with decided_on ≤ the end of M, from the freshest run covering M."""
+    exists = con.sql(
+        "select count(*) from information_schema.tables where table_name = 'feedback_decisions'"
+    ).fetchall()[0][0]
+    if not exists:  # a warehouse last written before decisions were fed back
+        return pl.DataFrame(
+            schema={c: pl.Date if c == "decided_on" else pl.String for c in DECISION_COLUMNS}
+        ).with_columns(pl.col("source_row").cast(pl.Int32))
     return con.sql(
         """
         with latest as (

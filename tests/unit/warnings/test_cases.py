@@ -157,3 +157,9 @@ def test_cases_refuses_a_month_not_run_and_names_months_not_run(con):
     con.execute("delete from run_ledger where month = '2024-01'")
     _, not_run = cases_frame(con, Month.parse("2024-02"))
     assert not_run == ["2024-01"]
+
+
+def test_a_warehouse_without_feedback_tables_lists_cases_without_decisions(con):
+    con.execute("drop table feedback_decisions")  # as written before decisions came back
+    frame, _ = cases_frame(con, Month.parse("2024-02"))
+    assert frame.height == 4 and frame["decision"].null_count() == 4
