@@ -177,7 +177,10 @@ def read_feedback(roots: list[FeedbackRoot], today: dt.date | None = None) -> Fe
                 .replace_strict(types, default=None, return_dtype=pl.String)
             )
             parsed = answered.with_columns(
-                pl.col("warning_id").str.to_uppercase(),
+                # the kind letter may come in lower case; the person's number is kept as is
+                pl.col("warning_id")
+                .str.replace(r"^(\d{4})-r-", "${1}-R-")
+                .str.replace(r"^(\d{4})-i-", "${1}-I-"),
                 _parse_date(pl.col("decided_on")).alias("_day"),
                 decision_code.alias("_decision"),
                 type_code.alias("_type"),

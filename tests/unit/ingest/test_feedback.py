@@ -115,12 +115,12 @@ def test_returned_ledger_xlsx_with_a_cover_sheet_and_a_title_row(tmp_path):
     ws.append(["序号", "预警编号", "个人编号", "姓名", "核实结论（必填）", "*核实日期", "备注"])
     ws.append([1, "2024-R-P1", "P1", "张三", "低保对象", dt.date(2024, 4, 2), None])
     ws.append([2, "2024-R-P2", "P2", "李四", None, None, None])
-    ws.append([3, "2024-i-P3", "P3", "王五", "不符合条件", dt.datetime(2024, 4, 3, 9, 30), "x"])
+    ws.append([3, "2024-i-p3", "p3", "王五", "不符合条件", dt.datetime(2024, 4, 3, 9, 30), "x"])
     wb.save(folder / "returned.xlsx")
     read = read_feedback([FeedbackRoot(tmp_path, "feedback")])
     assert read.rows.select("source_row", "warning_id", "decision", "decided_on").rows() == [
         (3, "2024-R-P1", "dibao", dt.date(2024, 4, 2)),
-        (5, "2024-I-P3", "not_eligible", dt.date(2024, 4, 3)),
+        (5, "2024-I-p3", "not_eligible", dt.date(2024, 4, 3)),
     ]
     assert read.files == [
         {
