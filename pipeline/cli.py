@@ -313,6 +313,37 @@ def deliver(
         raise PovwatchError(f"delivery of {m} failed for: {', '.join(failed)}")
 
 
+@app.command()
+def feedback(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """The feedback rows the run of a month rejected: file, row, column and reason (CSV)."""
+    from pipeline.store.warehouse import connect
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame = con.sql(
+            """
+            select month, department, source_file, source_row, reason_column as column, reason
+            from feedback_rejects where month = ? order by source_file, source_row
+            """,
+            params=[str(m)],
+        ).pl()
+    except Exception:
+        raise PovwatchError(f"{db}: no feedback has been read yet (povwatch run)") from None
+    finally:
+        con.close()
+    sys.stdout.buffer.write(frame.write_csv(line_terminator="\r\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

@@ -295,3 +295,18 @@ def test_cases_command_line(work):
     assert "2024-R-P1300000238,P1300000238,relapse,2024-02,resolved,dibao,2024-02-20" in lines
     missing = CliRunner().invoke(app, ["cases", "--month", "2024-09", *args])
     assert missing.exit_code != 0
+
+
+def test_feedback_command_lists_the_rejections(work):
+    from typer.testing import CliRunner
+
+    args = ["--db", str(work / "w.duckdb")]
+    out = CliRunner().invoke(app, ["feedback", "--month", "2024-03", *args])
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0] == "month,department,source_file,source_row,column,reason"
+    assert (
+        "2024-03,civil_affairs,feedback/civil_affairs/decisions.csv,7,decision,unknown_decision"
+        in lines
+    )
+    assert len(lines) == 1 + 6
