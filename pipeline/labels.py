@@ -34,11 +34,13 @@ COUNTIES = {
 
 # Decisions a department returns (contract: feedback): an identity code (its label above), or
 # one of these. The 台账's verdict column offers the same labels.
-DECISIONS = {
+FEEDBACK_DECISIONS = {
     "not_eligible": "不符合条件",
     "already_assisted": "已纳入救助",
     "unreachable": "无法联系",
 }
+# A 台账 row marked as still being checked: no decision yet (neither accepted nor rejected).
+DECISION_PENDING_LABEL = "待核实"
 # Other spellings officers write for the same decisions (label → code).
 DECISION_ALIASES = {
     "孤儿": "orphan",

@@ -40,12 +40,7 @@ from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import write_reports
 from pipeline.settings import Settings
 from pipeline.store.warehouse import connect, transaction
-from pipeline.warnings.cases import (
-    FOLLOWUP_COLUMNS,
-    FOLLOWUP_KEYS,
-    apply_feedback,
-    store_followup,
-)
+from pipeline.warnings.cases import apply_feedback, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
 
@@ -223,7 +218,7 @@ def _run(
         con, m, run_id, read_feedback(feedback_roots(settings.landing, settings.outbox))
     ):
         say(line)
-    followup = store_followup(con, m, overdue_after_days(settings))
+    store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)
@@ -237,10 +232,7 @@ def _run(
     result = RunResult(
         month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
-    deliverable = report_frame(routed, registry, warnings).join(
-        followup.select(FOLLOWUP_KEYS + FOLLOWUP_COLUMNS), on=FOLLOWUP_KEYS, how="left"
-    )
-    return result, deliverable
+    return result, report_frame(routed, registry, warnings)
 
 
 def _ingest_and_stage(

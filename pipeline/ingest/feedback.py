@@ -21,9 +21,10 @@ from pipeline.errors import PovwatchError
 from pipeline.ingest.readers import FileSpec, list_files, read_file
 from pipeline.labels import (
     DECISION_ALIASES,
-    DECISIONS,
+    DECISION_PENDING_LABEL,
     DEPARTMENTS,
     FEEDBACK_COLUMNS,
+    FEEDBACK_DECISIONS,
     IDENTITIES,
     WARNING_TYPE_ALIASES,
     WARNING_TYPES,
@@ -39,7 +40,7 @@ FEEDBACK = FileSpec(
 
 # What a department may decide: an identity (not "ordinary": that is no identity) or one of three.
 DECISION_CODES: tuple[str, ...] = tuple(c for c in IDENTITY_CODES if c != "ordinary") + tuple(
-    DECISIONS
+    FEEDBACK_DECISIONS
 )
 
 
@@ -47,7 +48,7 @@ def decision_lookup() -> dict[str, str]:
     """Every accepted spelling of a decision (code, 台账 label, alias) → its code."""
     out = {c: c for c in DECISION_CODES}
     out |= {IDENTITIES[c]: c for c in DECISION_CODES if c in IDENTITIES}
-    out |= {label: code for code, label in DECISIONS.items()}
+    out |= {label: code for code, label in FEEDBACK_DECISIONS.items()}
     out |= DECISION_ALIASES
     return out
 
@@ -157,9 +158,11 @@ def read_feedback(roots: list[FeedbackRoot], today: dt.date | None = None) -> Fe
                 files.append(_file_entry(department, rel, None, 0, 0))
                 continue
             frame = result.frame
-            # A 台账 row nobody answered is not a decision (nor a rejection).
+            # A 台账 row nobody answered, or marked 待核实 (still checking), is not a decision
+            # (nor a rejection).
             answered = frame.filter(
-                pl.col("decision").is_not_null() | pl.col("decided_on").is_not_null()
+                (pl.col("decision").is_not_null() | pl.col("decided_on").is_not_null())
+                & (pl.col("decision") != DECISION_PENDING_LABEL).fill_null(True)
             )
             files.append(
                 _file_entry(

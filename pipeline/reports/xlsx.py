@@ -30,15 +30,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline.errors import PovwatchError
-from pipeline.labels import (
-    COUNTIES,
-    DECISIONS,
-    DEPARTMENTS,
-    IDENTITIES,
-    INSUTYPES,
-    STATUSES,
-    WARNING_TYPES,
-)
+from pipeline.labels import COUNTIES, DEPARTMENTS, IDENTITIES, INSUTYPES, STATUSES, WARNING_TYPES
 from pipeline.months import Month
 
 __all__ = ["write_reports", "REQUIRED_COLUMNS", "LEDGER_HEADERS", "VERDICT_CHOICES"]
@@ -73,9 +65,10 @@ TOTAL = "合计"
 VERDICT_NONE = "不符合条件"
 VERDICT_ASSISTED = "已纳入救助"
 # What a department may answer: an identity (not "ordinary", which is no decision), or neither.
-VERDICT_CHOICES = [v for k, v in IDENTITIES.items() if k != "ordinary"] + list(
-    DECISIONS.values()
-)  # the decisions feedback accepts (labels.DECISIONS: 不符合条件, 已纳入救助, 无法联系)
+VERDICT_CHOICES = [v for k, v in IDENTITIES.items() if k != "ordinary"] + [
+    VERDICT_NONE,
+    VERDICT_ASSISTED,
+]
 SUMMARY_NOTE = "注：人数、户数均为去重计数；同一人推送至两个部门时，在全市汇总中只计一次。"
 
 # (header, ledger column, kind) in sheet order; kind drives format and width.

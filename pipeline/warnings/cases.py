@@ -63,7 +63,7 @@ DECISION_COLUMNS = [
     "sha256",
 ]
 _ORDER = ["decided_on", "source_file", "source_row"]
-# What the run adds to each routed warning of the reports' frame (a hook for the 台账).
+# What followup_rows adds per routed warning (for the 台账: 上次决定, 等待天数).
 FOLLOWUP_KEYS = ["psn_no", "warning_type", "department"]
 FOLLOWUP_COLUMNS = ["previous_decision", "previous_decided_on", "days_waiting", "overdue"]
 
@@ -330,6 +330,16 @@ def decisions_as_of(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
         """,
         params=[str(m), m.last_day],
     ).pl()
+
+
+def report_decisions(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
+    """For the reports of M (inside M's run): per warning_id, the decision that counts as
+    known at the end of M over all departments — columns warning_id, decision, decided_on."""
+    decisions = con.sql(
+        "select * from feedback_decisions where month = ? and decided_on <= ?",
+        params=[str(m), m.last_day],
+    ).pl()
+    return latest_decision(decisions, ["warning_id"]).select("warning_id", "decision", "decided_on")
 
 
 def latest_decision(decisions: pl.DataFrame, by: list[str]) -> pl.DataFrame:

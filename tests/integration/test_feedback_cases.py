@@ -23,7 +23,13 @@ from pipeline.months import Month
 from pipeline.run import run_month
 from pipeline.settings import Settings
 from pipeline.store.warehouse import connect
-from pipeline.warnings.cases import CASES_HEADER, cases_csv, cases_frame, followup_rows
+from pipeline.warnings.cases import (
+    CASES_HEADER,
+    cases_csv,
+    cases_frame,
+    followup_rows,
+    report_decisions,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024"
 CERT_1158 = "130521199703261581"  # P1300001158's certno in the fixture registry
@@ -208,12 +214,18 @@ def test_followup_pending_overdue_and_not_reflected(work):
     try:
         rows = followup_rows(con, Month.parse("2024-03"), 30)
         strict = followup_rows(con, Month.parse("2024-03"), 31)
+        for_reports = report_decisions(con, Month.parse("2024-03"))
         summary = con.sql(
             "select department, admdvs, warnings, decided, pending, overdue, not_reflected "
             "from mart_decision_followup where month = '2024-03' order by 1, 2"
         ).fetchall()
     finally:
         con.close()
+    # the reports' 上次决定: one decision per warning_id, the latest known by 2024-03-31
+    assert for_reports.filter(pl.col("warning_id") == "2024-I-P1300001158").rows() == [
+        ("2024-I-P1300001158", "unreachable", dt.date(2024, 3, 20))
+    ]
+    assert for_reports.height == 4  # 0238, 1158, 2568 and 0876; 1784's is dated April
     r = _row(rows.filter(pl.col("department") == "civil_affairs"), "P1300001784", "impoverish")
     # first carried by February's package: waits 2024-02-29 → 2024-03-31 = 31 days > 30
     assert (r["days_waiting"], r["overdue"]) == (31, True)

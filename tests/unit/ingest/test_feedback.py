@@ -114,7 +114,7 @@ def test_returned_ledger_xlsx_with_a_cover_sheet_and_a_title_row(tmp_path):
     ws["A1"] = "2024年03月 因病返贫/因病致贫预警台账 — 民政部门 — 嘉祥县(370829)"
     ws.append(["序号", "预警编号", "个人编号", "姓名", "核实结论（必填）", "*核实日期", "备注"])
     ws.append([1, "2024-R-P1", "P1", "张三", "低保对象", dt.date(2024, 4, 2), None])
-    ws.append([2, "2024-R-P2", "P2", "李四", None, None, None])
+    ws.append([2, "2024-R-P2", "P2", "李四", "待核实", None, None])  # still checking
     ws.append([3, "2024-i-p3", "p3", "王五", "不符合条件", dt.datetime(2024, 4, 3, 9, 30), "x"])
     wb.save(folder / "returned.xlsx")
     read = read_feedback([FeedbackRoot(tmp_path, "feedback")])
