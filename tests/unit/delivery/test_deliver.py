@@ -81,3 +81,33 @@ def test_redelivery_sends_only_what_changed(setup):
     third = deliver_month(con, outbox, "2024-03", config, "r3", lambda _: None, lambda _: None)
     assert {r["destination"]: r["delivered"] for r in third}["good"] == 1
     assert (tmp / "share" / "2024-03" / "370811" / "a.xlsx").read_bytes() == b"v2"
+
+
+def test_deliver_command_reports_a_failed_destination_in_one_line(setup, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    tmp, outbox, config, con = setup
+    con.close()
+    cfg = tmp / "delivery.yaml"
+    cfg.write_text(
+        yaml.safe_dump({"retry": {"attempts": 1, "backoff_seconds": 0}} | {
+            "departments": {"civil_affairs": [
+                {"kind": "folder", "name": "good", "path": f"{tmp}/share2/{{county}}"},
+                {"kind": "folder", "name": "bad", "path": f"{tmp}/not-a-dir/x"},
+            ]}
+        })
+    )  # fmt: skip
+    args = ["--month", "2024-03", "--db", str(tmp / "w.duckdb"), "--outbox", str(outbox)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "deliver", *args, "--delivery", str(cfg), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "povwatch: error: delivery of 2024-03 failed for: bad"
+    assert "good (folder): 1 delivered, 0 unchanged, 0 failed" in done.stdout
+    assert (tmp / "share2" / "370811" / "a.xlsx").read_bytes() == b"v1"
