@@ -163,3 +163,27 @@ def test_a_warehouse_without_feedback_tables_lists_cases_without_decisions(con):
     con.execute("drop table feedback_decisions")  # as written before decisions came back
     frame, _ = cases_frame(con, Month.parse("2024-02"))
     assert frame.height == 4 and frame["decision"].null_count() == 4
+
+
+def test_feedback_on_a_warehouse_without_any_warning(tmp_path):
+    con = connect(tmp_path / "empty.duckdb")
+    try:
+        read = _read(
+            {"source_row": 2, "department": "civil_affairs", "warning_id": "2024-R-P1",
+             "decision": "dibao", "decided_on": dt.date(2024, 1, 5)},
+            {"source_row": 3, "department": "civil_affairs", "psn_no": "P1",
+             "decision": "dibao", "decided_on": dt.date(2024, 1, 5)},
+            {"source_row": 4, "department": "civil_affairs", "certno": "x",
+             "decision": "dibao", "decided_on": dt.date(2024, 1, 5)},
+        )  # fmt: skip
+        lines = apply_feedback(con, Month.parse("2024-01"), "r", read)
+        assert _rejects(con, "2024-01") == [
+            (2, "warning_id", "unknown_warning"),
+            (3, "psn_no", "unknown_warning"),
+            (4, "certno", "unknown_warning"),
+        ]
+        assert lines[0] == (
+            "[2024-01] feedback rejected: feedback/x.csv row 2 column warning_id: unknown_warning"
+        )
+    finally:
+        con.close()
