@@ -10,6 +10,7 @@ P1300001158 and P1300001784 (impoverish, Feb), …; rural_revitalization gets P1
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -322,3 +323,54 @@ def test_feedback_command_lists_the_rejections(work):
         in lines
     )
     assert len(lines) == 1 + 6
+
+
+def test_backfill_through_the_command_line_shows_each_month_what_was_known(tmp_path):
+    """As an acceptance test would: ./data defaults, a backfill, then `cases` per month."""
+    import subprocess
+    import sys
+
+    shutil.copytree(FIXTURE / "landing", tmp_path / "data" / "landing")
+    fb = tmp_path / "data" / "landing" / "feedback" / "rural_revitalization"
+    fb.mkdir(parents=True)
+    (fb / "answers.csv").write_text(
+        "warning_id,decision,decided_on,note\n"
+        "2024-R-P1300002568,monitor_sudden,2024-02-15,\n"  # Jan warning, decided in Feb
+        "2024-R-P1300002568,already_assisted,2024-05-31,\n"  # … decided again on May 31
+        "2024-R-P1300000876,not_eligible,2024-04-01,\n",  # a March warning
+        encoding="utf-8",
+    )
+
+    def povwatch(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "POVWATCH_QUALITY": "off"},
+        )
+
+    done = povwatch("backfill", "--from", "2024-01", "--to", "2024-06", "--quiet")
+    assert done.returncode == 0, done.stderr
+
+    def case(month: str, warning_id: str) -> str:
+        out = povwatch("cases", "--month", month, "--format", "csv")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines()[0] == CASES_HEADER
+        (line,) = [x for x in out.stdout.splitlines() if x.startswith(warning_id + ",")]
+        return line
+
+    r, i = "2024-R-P1300002568", "2024-R-P1300000876"
+    assert case("2024-01", r) == f"{r},P1300002568,relapse,2024-01,new,,"
+    assert (
+        case("2024-02", r)
+        == f"{r},P1300002568,relapse,2024-01,continuing,monitor_sudden,2024-02-15"
+    )
+    assert case("2024-04", r).endswith(",monitor_sudden,2024-02-15")
+    assert case("2024-05", r).endswith(",already_assisted,2024-05-31")  # ≤ 31 May: known
+    assert case("2024-03", i) == f"{i},P1300000876,relapse,2024-03,new,,"
+    assert (
+        case("2024-04", i) == f"{i},P1300000876,relapse,2024-03,continuing,not_eligible,2024-04-01"
+    )
+    assert povwatch("cases", "--month", "2024-07", "--format", "csv").returncode == 1
