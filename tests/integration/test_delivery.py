@@ -128,7 +128,7 @@ def delivered(tmp_path_factory, sshd, smtpd):
                     "name": "mz-sftp",
                     "host": "127.0.0.1",
                     "port": sshd["port"],
-                    "username": os.environ.get("USER") or _user(),
+                    "username": _user(),
                     "key_file": str(sshd["key"]),
                     "known_hosts": str(sshd["known_hosts"]),
                     "remote_dir": f"{remote}/{{month}}/{{county}}",
@@ -181,9 +181,9 @@ def delivered(tmp_path_factory, sshd, smtpd):
 
 
 def _user() -> str:
-    import getpass
+    import pwd
 
-    return getpass.getuser()
+    return pwd.getpwuid(os.getuid()).pw_name  # the account sshd runs as accepts its own key
 
 
 def _packages(work: Path, dept: str) -> dict[str, list[Path]]:
