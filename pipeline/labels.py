@@ -75,12 +75,14 @@ WARNING_TYPE_ALIASES = {
     "致贫": "impoverish",
     "因病致贫": "impoverish",
 }
-# Follow-up of decisions (reports: pending / overdue / not yet in the identities feed).
+# Follow-up of decisions, for the reports (warnings.cases.followup_summary's columns).
 FOLLOWUP = {
+    "warnings": "本月预警",
+    "decided": "已反馈",
     "pending": "待反馈",
     "overdue": "逾期未反馈",
     "not_reflected": "已认定但身份数据未更新",
-    "previous_decision": "上次核实结论",
+    "previous_decision": "上次决定",
     "days_waiting": "等待天数",
 }
 # Delivery e-mails (counts and file names only: never a resident's id or name).

@@ -63,9 +63,6 @@ DECISION_COLUMNS = [
     "sha256",
 ]
 _ORDER = ["decided_on", "source_file", "source_row"]
-# What followup_rows adds per routed warning (for the 台账: 上次决定, 等待天数).
-FOLLOWUP_KEYS = ["psn_no", "warning_type", "department"]
-FOLLOWUP_COLUMNS = ["previous_decision", "previous_decided_on", "days_waiting", "overdue"]
 
 
 def _warnings_up_to(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
