@@ -344,6 +344,39 @@ def feedback(
     sys.stdout.flush()
 
 
+@app.command()
+def followup(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Decisions per department and county as of a month's run: warnings open, decided,
+    pending, overdue, and identity decisions not yet in the identities feed (CSV)."""
+    from pipeline.store.warehouse import connect
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame = con.sql(
+            """
+            select month, department, admdvs, warnings, decided, pending, overdue,
+                   not_reflected
+            from mart_decision_followup where month = ? order by department, admdvs
+            """,
+            params=[str(m)],
+        ).pl()
+    except Exception:
+        raise PovwatchError(f"{db}: no follow-up has been computed yet (povwatch run)") from None
+    finally:
+        con.close()
+    sys.stdout.buffer.write(frame.write_csv(line_terminator="\r\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

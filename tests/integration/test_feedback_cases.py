@@ -325,6 +325,18 @@ def test_feedback_command_lists_the_rejections(work):
     assert len(lines) == 1 + 6
 
 
+def test_followup_command(work):
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(
+        app, ["followup", "--month", "2024-03", "--db", str(work / "w.duckdb")]
+    )
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert lines[0] == "month,department,admdvs,warnings,decided,pending,overdue,not_reflected"
+    assert "2024-03,rural_revitalization,130521,3,2,1,1,1" in lines
+
+
 def test_backfill_through_the_command_line_shows_each_month_what_was_known(tmp_path):
     """As an acceptance test would: ./data defaults, a backfill, then `cases` per month."""
     import subprocess
