@@ -101,7 +101,16 @@ class FeedbackRead:
 def _parse_date(text: pl.Expr) -> pl.Expr:
     # A spreadsheet date cell arrives as "YYYY-MM-DD 00:00:00": the day is its first part.
     day = text.str.strip_chars().str.split(" ").list.first()
-    return pl.coalesce(*(day.str.to_date(f, strict=False) for f in _DATE_FORMATS))
+    # A date cell that lost its format shows Excel's serial day number (45366 = 2024-03-15).
+    serial = (
+        pl.when(day.str.contains(r"^\d{5}(\.0+)?$"))
+        .then(day.str.extract(r"^(\d{5})", 1).cast(pl.Int32))
+        .otherwise(None)
+    )
+    from_serial = pl.lit(dt.date(1899, 12, 30)) + pl.duration(days=serial)
+    return pl.coalesce(
+        *(day.str.to_date(f, strict=False) for f in _DATE_FORMATS), from_serial.cast(pl.Date)
+    )
 
 
 def _first_failure(checks: list[tuple[pl.Expr, str, str]]) -> list[pl.Expr]:
