@@ -43,6 +43,13 @@ class Package:
     department: str
     admdvs: str
     files: tuple[tuple[Path, str, str, int], ...]  # local path, name, sha256, rows
+    # Sent along but not part of the package's identity: the package's own manifest, which
+    # names the run, so an unchanged package is not sent again just because it was re-run.
+    extras: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def sent(self) -> list[tuple[Path, str]]:
+        return [(p, n) for p, n, _, _ in self.files] + list(self.extras)
 
     @property
     def key(self) -> str:
@@ -71,17 +78,20 @@ def packages(outbox: Path, month: str) -> list[Package]:
             groups.setdefault((parts[0], parts[1]), []).append(
                 (outbox / month / entry["path"], parts[-1], entry["sha256"], entry.get("rows", 0))
             )
-    return [
-        Package(month, dept, county, tuple(sorted(files, key=lambda f: f[1])))
-        for (dept, county), files in sorted(groups.items())
-    ]
+    out = []
+    for (dept, county), files in sorted(groups.items()):
+        own = outbox / month / dept / county / "manifest.json"
+        listed = {f[1] for f in files}
+        extras = ((own, own.name),) if own.is_file() and own.name not in listed else ()
+        out.append(Package(month, dept, county, tuple(sorted(files, key=lambda f: f[1])), extras))
+    return out
 
 
 def zip_package(pkg: Package) -> tuple[str, bytes]:
     """A deterministic zip of the package (fixed timestamps), and its file name."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path, name, _, _ in pkg.files:
+        for path, name in pkg.sent:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.flag_bits |= 0x800  # UTF-8 file names
@@ -101,12 +111,12 @@ def _send(dest, pkg: Package) -> None:
     if isinstance(dest, FolderDest):
         target = Path(_fill(dest.path, pkg))
         target.mkdir(parents=True, exist_ok=True)
-        for path, name, _, _ in pkg.files:
+        for path, name in pkg.sent:
             tmp = target / f".{name}.part"
             shutil.copyfile(path, tmp)
             os.replace(tmp, target / name)
     elif isinstance(dest, SftpDest):
-        send_sftp(dest, [(p, n) for p, n, _, _ in pkg.files], _fill(dest.remote_dir, pkg))
+        send_sftp(dest, pkg.sent, _fill(dest.remote_dir, pkg))
     elif isinstance(dest, SmtpDest):
         y, m = pkg.month.split("-")
         words = {

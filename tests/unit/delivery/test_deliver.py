@@ -55,6 +55,22 @@ def test_only_department_county_folders_are_packages(setup):
     assert (pkg.key, [f[1] for f in pkg.files]) == ("2024-03/civil_affairs/370811", ["a.xlsx"])
 
 
+def test_a_package_manifest_goes_along_without_changing_the_package_identity(setup):
+    tmp, outbox, config, con = setup
+    own = outbox / "2024-03" / "civil_affairs" / "370811" / "manifest.json"
+    own.write_text('{"run_id": "r1"}')
+    (pkg,) = packages(outbox, "2024-03")
+    before = pkg.sha256
+    assert [n for _, n in pkg.sent] == ["a.xlsx", "manifest.json"]
+    deliver_month(con, outbox, "2024-03", config, "r1", lambda _: None, lambda _: None)
+    assert (tmp / "share" / "2024-03" / "370811" / "manifest.json").is_file()
+    own.write_text('{"run_id": "r2"}')  # a re-run names another run: same package
+    (pkg,) = packages(outbox, "2024-03")
+    assert pkg.sha256 == before
+    again = deliver_month(con, outbox, "2024-03", config, "r2", lambda _: None, lambda _: None)
+    assert {r["destination"]: r["unchanged"] for r in again}["good"] == 1
+
+
 def test_backoff_doubles_and_the_good_destination_still_gets_its_package(setup):
     tmp, outbox, config, con = setup
     slept: list[float] = []
