@@ -53,6 +53,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
                 ).fetchall()[0]
                 if total:
                     lines.append(f"quality: {passed}/{total} expectations passed ({suites} suites)")
+            lines += _feedback_lines(con, last)
             lines += _delivery_lines(con, last)
             if files:
                 lines.append("")
@@ -86,4 +87,24 @@ def _delivery_lines(con, run_id: str) -> list[str]:
         f"delivery: {d['destination']} ({d['kind']}): {d['delivered']} delivered, "
         f"{d['unchanged']} unchanged, {d['failed']} failed"
         for d in json.loads(raw[0][0])
+    ]
+
+
+def _feedback_lines(con, run_id: str) -> list[str]:
+    """Decisions fed back as the run read them (``feedback_files``)."""
+    has = con.sql(
+        "select count(*) from information_schema.tables where table_name = 'feedback_files'"
+    ).fetchall()[0][0]
+    if not has:
+        return []
+    files, accepted, rejected, later = con.execute(
+        "select count(*), coalesce(sum(accepted), 0), coalesce(sum(rejected), 0), "
+        "coalesce(sum(later), 0) from feedback_files where run_id = ?",
+        [run_id],
+    ).fetchall()[0]
+    if not files:
+        return []
+    return [
+        f"feedback: {files} files, {accepted} decisions accepted, {rejected} rows rejected "
+        f"(povwatch feedback), {later} decided after the month"
     ]

@@ -325,6 +325,16 @@ def test_feedback_command_lists_the_rejections(work):
     assert len(lines) == 1 + 6
 
 
+def test_status_says_what_feedback_the_run_read(work):
+    from pipeline.store.ledger import status_text
+
+    text = status_text(work / "w.duckdb", Month.parse("2024-03"))
+    assert (
+        "feedback: 3 files, 5 decisions accepted, 6 rows rejected (povwatch feedback), "
+        "1 decided after the month"
+    ) in text
+
+
 def test_followup_command(work):
     from typer.testing import CliRunner
 
