@@ -196,7 +196,7 @@ def deliver_month(
 
     for pkg in pkgs:  # the outbox itself: where every package is made
         outcome = "unchanged" if done_before(pkg, "outbox") else "delivered"
-        log(pkg, "outbox", "outbox", 1, outcome)
+        log(pkg, "outbox", "outbox", 0 if outcome == "unchanged" else 1, outcome)
         tally("outbox", "outbox", outcome)
     for dept, dests in config.departments.items():
         for dest in dests:

@@ -233,7 +233,7 @@ create table if not exists delivery_log (
     kind varchar not null,              -- outbox | folder | sftp | smtp
     sha256 varchar not null,            -- of the package (its files' paths and sha256)
     attempted_at timestamp not null,
-    attempt integer not null,
+    attempt integer not null,           -- 1, 2, … (0: unchanged, not sent)
     outcome varchar not null,           -- delivered | unchanged | failed
     message varchar
 );
