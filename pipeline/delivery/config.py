@@ -14,7 +14,9 @@ Example (``policies/examples/delivery.yaml``)::
            sender: povwatch@example.gov.cn, to: [xczx@example.gov.cn],
            username: povwatch, password_env: POVWATCH_SMTP_PASSWORD}
 
-Paths and remote folders may use ``{month}``, ``{county}`` and ``{department}``.
+Paths and remote folders may use ``{month}``, ``{county}`` and ``{department}``. Departments
+work per county: a county office with its own mailbox or server is one more destination
+with ``counties: [...]``.
 The local outbox is always written (it is where packages are made); a department with no
 entry gets nothing else. Secrets never sit in the file: a password is named by the
 environment variable that holds it, SFTP uses a key file.
