@@ -82,6 +82,17 @@ def _row(frame: pl.DataFrame, psn: str, wtype: str) -> dict:
     return hits.row(0, named=True)
 
 
+def _persons_sheet(wb: openpyxl.Workbook):
+    """The sheet with the decision column (the 台账's persons sheet), its header row and
+    the column of each header."""
+    for ws in wb.worksheets:
+        for r in range(1, 8):
+            heads = {ws.cell(r, c).value: c for c in range(1, ws.max_column + 1)}
+            if "核实结论" in heads and "个人编号" in heads:
+                return ws, r, heads
+    raise AssertionError("no sheet with 核实结论")
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("feedback")
@@ -249,9 +260,7 @@ def test_followup_pending_overdue_and_not_reflected(work):
 def test_a_returned_ledger_xlsx_is_read_as_it_is(work):
     ledger = next((work / "outbox" / "2024-03" / "civil_affairs" / "130503").glob("*.xlsx"))
     wb = openpyxl.load_workbook(ledger)
-    ws = wb.worksheets[0]
-    header_row = next(r for r in range(1, 6) if ws.cell(r, 1).value == "序号")
-    heads = {ws.cell(header_row, c).value: c for c in range(1, ws.max_column + 1)}
+    ws, header_row, heads = _persons_sheet(wb)
     row = header_row + 1
     assert ws.cell(row, heads["个人编号"]).value == "P1300001784"
     ws.cell(row, heads["核实结论"]).value = "低保边缘家庭成员"
@@ -276,9 +285,7 @@ def test_an_edited_delivered_file_is_set_aside_and_read(work):
     month_dir = work / "outbox" / "2024-04"
     ledger = next((month_dir / "civil_affairs" / "370829").glob("*.xlsx"))
     wb = openpyxl.load_workbook(ledger)
-    ws = wb.worksheets[0]
-    header_row = next(r for r in range(1, 6) if ws.cell(r, 1).value == "序号")
-    heads = {ws.cell(header_row, c).value: c for c in range(1, ws.max_column + 1)}
+    ws, header_row, heads = _persons_sheet(wb)
     assert ws.cell(header_row + 1, heads["个人编号"]).value == "P3700001687"
     ws.cell(header_row + 1, heads["核实结论"]).value = "不符合条件"
     ws.cell(header_row + 1, heads["核实日期"]).value = dt.date(2024, 4, 25)
