@@ -292,17 +292,12 @@ def deliver(
     quiet: Quiet = False,
 ) -> None:
     """(Re)deliver a month's packages from the outbox; what was delivered is not sent again."""
-    from pipeline.delivery.deliver import deliver_run
-    from pipeline.store.warehouse import connect
+    from pipeline.delivery.deliver import deliver_packages
 
     m = _month(month)
     settings = Settings(landing=landing, db=db, outbox=outbox, delivery=delivery, quiet=quiet)
     say = (lambda _m: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    con = connect(db)
-    try:
-        result = deliver_run(con, settings, str(m), None, say)
-    finally:
-        con.close()
+    result = deliver_packages(settings, str(m), None, say)
     failed = [s["destination"] for s in result if s["failed"]]
     for s in result:
         typer.echo(

@@ -260,3 +260,15 @@ def deliver_run(
             ],
         )
     return result
+
+
+def deliver_packages(settings, month: str, run_id: str | None, say: Say) -> list[dict]:
+    """``deliver_run`` on its own warehouse connection: for a stage (an Airflow task) or a
+    command that holds none."""
+    from pipeline.store.warehouse import connect
+
+    con = connect(settings.db)
+    try:
+        return deliver_run(con, settings, month, run_id, say)
+    finally:
+        con.close()
