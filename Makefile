@@ -13,6 +13,11 @@ uv:
 install: uv
 	@$(UV) sync --frozen --all-extras --quiet
 	@echo "install: .venv in sync with uv.lock ($$(grep -c '^name = ' uv.lock) packages locked)"
+	@# the SFTP delivery test starts a real OpenSSH server on loopback (Debian openssh-server)
+	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || \
+		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		  { apt-get update -qq >/dev/null 2>&1 || true; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		  openssh-server >/dev/null 2>&1; } || echo "note: sshd not installed; the SFTP test will skip"
 
 demo: install
 	@POVWATCH_CMD="$(UV) run povwatch" $(UV) run --frozen povwatch demo

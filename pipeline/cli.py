@@ -345,6 +345,131 @@ def policy_simulate(
     typer.echo(f"chart     : {shown(result.png)}, {shown(result.svg)}")
 
 
+# --------------------------------------------------------------------------- cases (issue 10)
+
+
+@app.command()
+def cases(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Every warning of the year up to a month with its lifecycle and decision (CSV)."""
+    from pipeline.store.warehouse import connect
+    from pipeline.warnings.cases import cases_csv, cases_frame
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame, not_run = cases_frame(con, m)
+    finally:
+        con.close()
+    if not_run:
+        print(
+            f"povwatch: note: months of {m.year} not run: {', '.join(not_run)} "
+            "(warnings flagged only then are not listed)",
+            file=sys.stderr,
+        )
+    sys.stdout.buffer.write(cases_csv(frame).encode("utf-8"))
+    sys.stdout.flush()
+
+
+@app.command()
+def deliver(
+    month: MonthOpt,
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    delivery: Annotated[
+        Path | None, typer.Option("--delivery", help="delivery file (default $POVWATCH_DELIVERY)")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """(Re)deliver a month's packages from the outbox; what was delivered is not sent again."""
+    from pipeline.delivery.deliver import deliver_packages
+
+    m = _month(month)
+    settings = Settings(landing=landing, db=db, outbox=outbox, delivery=delivery, quiet=quiet)
+    say = (lambda _m: None) if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = deliver_packages(settings, str(m), None, say)
+    failed = [s["destination"] for s in result if s["failed"]]
+    for s in result:
+        typer.echo(
+            f"{m} {s['destination']} ({s['kind']}): {s['delivered']} delivered, "
+            f"{s['unchanged']} unchanged, {s['failed']} failed"
+        )
+    if failed:
+        raise PovwatchError(f"delivery of {m} failed for: {', '.join(failed)}")
+
+
+@app.command()
+def feedback(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """The feedback rows the run of a month rejected: file, row, column and reason (CSV)."""
+    from pipeline.store.warehouse import connect
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame = con.sql(
+            """
+            select month, department, source_file, source_row, reason_column as column, reason
+            from feedback_rejects where month = ? order by source_file, source_row
+            """,
+            params=[str(m)],
+        ).pl()
+    except Exception:
+        raise PovwatchError(f"{db}: no feedback has been read yet (povwatch run)") from None
+    finally:
+        con.close()
+    sys.stdout.buffer.write(frame.write_csv(line_terminator="\r\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
+@app.command()
+def followup(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Decisions per department and county as of a month's run: warnings open, decided,
+    pending, overdue, and identity decisions not yet in the identities feed (CSV)."""
+    from pipeline.store.warehouse import connect
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        frame = con.sql(
+            """
+            select month, department, admdvs, warnings, decided, pending, overdue,
+                   not_reflected
+            from mart_decision_followup where month = ? order by department, admdvs
+            """,
+            params=[str(m)],
+        ).pl()
+    except Exception:
+        raise PovwatchError(f"{db}: no follow-up has been computed yet (povwatch run)") from None
+    finally:
+        con.close()
+    sys.stdout.buffer.write(frame.write_csv(line_terminator="\r\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

@@ -96,3 +96,70 @@ class _CountyNames(Mapping[str, str]):
 
 
 COUNTIES: Mapping[str, str] = _CountyNames()
+# Decisions a department returns (contract: feedback): an identity code (its label above), or
+# one of these. The 台账's verdict column offers the same labels.
+FEEDBACK_DECISIONS = {
+    "not_eligible": "不符合条件",
+    "already_assisted": "已纳入救助",
+    "unreachable": "无法联系",
+}
+# A 台账 row marked as still being checked: no decision yet (neither accepted nor rejected).
+DECISION_PENDING_LABEL = "待核实"
+# Other spellings officers write for the same decisions (label → code).
+DECISION_ALIASES = {
+    "孤儿": "orphan",
+    "事实无人抚养儿童": "orphan",
+    "不符合": "not_eligible",
+    "不予认定": "not_eligible",
+    "已救助": "already_assisted",
+    "联系不上": "unreachable",
+    "无法联系上": "unreachable",
+}
+# Column labels of a returned 台账 (or a department's own sheet) → feedback columns.
+FEEDBACK_COLUMNS = {
+    "预警编号": "warning_id",
+    "个人编号": "psn_no",
+    "身份证号": "certno",
+    "公民身份号码": "certno",
+    "预警类型": "warning_type",
+    "核实结论": "decision",
+    "认定结论": "decision",
+    "处理结论": "decision",
+    "核实结果": "decision",
+    "认定结果": "decision",
+    "决定": "decision",
+    "决定日期": "decided_on",
+    "核实日期": "decided_on",
+    "认定日期": "decided_on",
+    "处理日期": "decided_on",
+    "备注": "note",
+}
+# Short forms of the warning types a department may write.
+WARNING_TYPE_ALIASES = {
+    "返贫预警": "relapse",
+    "致贫预警": "impoverish",
+    "返贫": "relapse",
+    "因病返贫": "relapse",
+    "致贫": "impoverish",
+    "因病致贫": "impoverish",
+}
+# Follow-up of decisions, for the reports (warnings.cases.followup_summary's columns).
+FOLLOWUP = {
+    "warnings": "本月预警",
+    "decided": "已反馈",
+    "pending": "待反馈",
+    "overdue": "逾期未反馈",
+    "not_reflected": "已认定但身份数据未更新",
+    "previous_decision": "上次决定",
+    "days_waiting": "等待天数",
+}
+# Delivery e-mails (counts and file names only: never a resident's id or name).
+DELIVERY_SUBJECT = "【{kind}】{month_label} {department} {county}"
+DELIVERY_BODY = (
+    "{department}：\n\n"
+    "附件为{month_label}{county}的{kind}（{files} 个文件，共 {rows} 条预警记录）。\n"
+    "请核实后在“核实结论”“核实日期”栏填写结论，将台账原样返回。\n\n"
+    "文件校验码（SHA-256）：{sha256}\n\n"
+    "本邮件由 povwatch 自动发送。"
+)
+DELIVERY_KIND = "因病返贫/因病致贫预警台账"

@@ -22,7 +22,11 @@ import duckdb
 import polars as pl
 
 from pipeline import __version__
+from pipeline.delivery.config import load_config, overdue_after_days
+from pipeline.delivery.deliver import deliver_run
+from pipeline.delivery.outbox import set_aside_edited
 from pipeline.errors import PovwatchError
+from pipeline.ingest.feedback import feedback_roots, read_feedback
 from pipeline.ingest.load import (
     IngestReport,
     classify_settlements,
@@ -36,6 +40,7 @@ from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import write_reports
 from pipeline.settings import Settings
 from pipeline.store.warehouse import connect, transaction
+from pipeline.warnings.cases import apply_feedback, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
 
@@ -49,6 +54,7 @@ class RunResult:
     files: list[dict] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    deliveries: list[dict] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -89,6 +95,7 @@ def run_month(
     m = month if isinstance(month, Month) else Month.parse(month)
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
     policies = PolicySet.load(settings.policy_files)
+    load_config(settings)  # a bad delivery file stops the run before anything is written
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = f"{m}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     t0 = time.perf_counter()
@@ -110,6 +117,7 @@ def run_month(
             say(f"[{m}] writing reports to {settings.outbox / str(m)}")
             reports = write_reports(deliverable, str(m), settings.outbox)
             checkpoint("after_reports")
+            result.deliveries = deliver_run(con, settings, str(m), run_id, say)
             con.execute(
                 "update run_ledger set outcome = 'success', finished_at = ? where run_id = ?",
                 [dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
@@ -201,6 +209,16 @@ def _run(
         con.register("r_batch", routed.select("month", "psn_no", "warning_type", "department"))
         con.execute("insert into mart_warning_routes by name select * from r_batch")
         con.unregister("r_batch")
+
+    # Decisions fed back (as of M's last day) and their follow-up (pending, overdue, …);
+    # a delivered 台账 edited in place is set aside first and read as feedback.
+    for line in set_aside_edited(settings.outbox):
+        say(line)
+    for line in apply_feedback(
+        con, m, run_id, read_feedback(feedback_roots(settings.landing, settings.outbox))
+    ):
+        say(line)
+    store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)

@@ -23,3 +23,8 @@ class Settings(BaseModel):
         default=(), description="extra policy/overlay files layered over the bundled ones"
     )
     quiet: bool = False
+    delivery: Path | None = Field(
+        default=None,
+        description="delivery file (destinations per department, overdue_after_days); "
+        "default: $POVWATCH_DELIVERY, else the local outbox only",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,16 +217,27 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
     try:
         reader = fastexcel.read_excel(str(path))
         # skip_rows=0: keep leading empty rows, so grid row i is spreadsheet row i + 1.
-        sheet = reader.load_sheet(0, header_row=None, dtypes="string", skip_rows=0)
-        grid = sheet.to_polars()
+        # The data is on the first sheet, or on the first one whose header names the
+        # required columns (a workbook with a cover or notes sheet in front).
+        aliases = dict(spec.aliases)
+        grid = first_sheet = None
+        for i in range(len(reader.sheet_names)):
+            sheet = reader.load_sheet(i, header_row=None, dtypes="string", skip_rows=0)
+            grid = sheet.to_polars()
+            first_sheet = grid if first_sheet is None else first_sheet
+            if _header_index(grid, spec, aliases) is not None:
+                break
+        else:
+            grid = first_sheet
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PovwatchError(f"{rel}: not a readable XLSX file ({first})") from None
+    if grid is None:
+        raise PovwatchError(f"{rel}: the workbook has no sheet")
     if grid.height == 0:
         raise PovwatchError(f"{rel}: the sheet is empty")
     # A title row may stand above the header: the header is the first row naming the
     # required columns (checked in _conform), or the first non-empty row.
-    aliases = dict(spec.aliases)
     header_idx = None
     first_nonempty = None
     for i, row in enumerate(grid.head(_HEADER_SEARCH_ROWS).iter_rows()):
@@ -253,9 +265,29 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
     return body, header_idx + 1
 
 
+def _header_index(grid: pl.DataFrame, spec: FileSpec, aliases: dict[str, str]) -> int | None:
+    for i, row in enumerate(grid.head(_HEADER_SEARCH_ROWS).iter_rows()):
+        cells = [_norm_name(c, aliases) for c in row if c is not None and str(c).strip()]
+        if cells and all(r in cells for r in spec.required):
+            return i
+    return None
+
+
 def _norm_name(name: object, aliases: dict[str, str]) -> str:
     key = str(name).strip().strip('"').strip("\ufeff").strip().lower()
-    return aliases.get(key, key)
+    return _alias(key, aliases)
+
+
+_NOTE = re.compile(r"[（(【\[][^）)】\]]*[）)】\]]")
+
+
+def _alias(key: str, aliases: dict[str, str]) -> str:
+    """The canonical name of a column; a label with a note (``核实结论（必填）``, ``*备注``)
+    is known by its bare label."""
+    if key in aliases:
+        return aliases[key]
+    bare = _NOTE.sub("", key).strip().strip("*＊").strip()
+    return aliases.get(bare, key)
 
 
 def _conform(
@@ -267,7 +299,7 @@ def _conform(
     canonical_present = {_norm_name(c, {}) for c in frame.columns}
     for col in frame.columns:
         key = _norm_name(col, {})
-        target = aliases.get(key, key)
+        target = _alias(key, aliases)
         if key != target and target in canonical_present:
             continue  # both spellings delivered: the contract's own name wins
         if target in seen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pipeline.errors import shown
@@ -53,6 +54,8 @@ def status_text(db: Path, month: Month | None = None) -> str:
                 ).fetchall()[0]
                 if total:
                     lines.append(f"quality: {passed}/{total} expectations passed ({suites} suites)")
+            lines += _feedback_lines(con, last)
+            lines += _delivery_lines(con, last)
             if files:
                 lines.append("")
                 lines.append(
@@ -68,3 +71,41 @@ def status_text(db: Path, month: Month | None = None) -> str:
         return "\n".join(lines) + "\n"
     finally:
         con.close()
+
+
+def _delivery_lines(con, run_id: str) -> list[str]:
+    """What the run delivered where (``run_ledger.deliveries``), one line per destination."""
+    has = con.sql(
+        "select count(*) from information_schema.columns "
+        "where table_name = 'run_ledger' and column_name = 'deliveries'"
+    ).fetchall()[0][0]
+    if not has:
+        return []
+    raw = con.execute("select deliveries from run_ledger where run_id = ?", [run_id]).fetchall()
+    if not raw or not raw[0][0]:
+        return []
+    return [
+        f"delivery: {d['destination']} ({d['kind']}): {d['delivered']} delivered, "
+        f"{d['unchanged']} unchanged, {d['failed']} failed"
+        for d in json.loads(raw[0][0])
+    ]
+
+
+def _feedback_lines(con, run_id: str) -> list[str]:
+    """Decisions fed back as the run read them (``feedback_files``)."""
+    has = con.sql(
+        "select count(*) from information_schema.tables where table_name = 'feedback_files'"
+    ).fetchall()[0][0]
+    if not has:
+        return []
+    files, accepted, rejected, later = con.execute(
+        "select count(*), coalesce(sum(accepted), 0), coalesce(sum(rejected), 0), "
+        "coalesce(sum(later), 0) from feedback_files where run_id = ?",
+        [run_id],
+    ).fetchall()[0]
+    if not files:
+        return []
+    return [
+        f"feedback: {files} files, {accepted} decisions accepted, {rejected} rows rejected "
+        f"(povwatch feedback), {later} decided after the month"
+    ]

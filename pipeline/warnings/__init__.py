@@ -1,1 +1,2 @@
-"""Warnings: year-to-date burden, the rules that flag it, and the factor simulation."""
+"""Warnings: year-to-date burden, the rules that flag it, the factor simulation, and each
+warning's lifecycle with the decisions fed back (cases)."""

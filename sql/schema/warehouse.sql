@@ -163,3 +163,80 @@ create or replace view warning_history as
         arg_max(threshold_fen, month) as latest_threshold_fen
     from mart_warnings
     group by all;
+
+-- Decisions returned by the departments (feedback/<department>/…), as known to the run of
+-- `month`: the rows with decided_on ≤ the month's last day that name a warning routed to that
+-- department. One partition per run month, replaced by a re-run (key: month, source_file,
+-- source_row), so re-reading the same file never adds a row twice.
+create table if not exists feedback_decisions (
+    month varchar not null,
+    run_id varchar not null,
+    department varchar not null,
+    warning_id varchar not null,
+    psn_no varchar not null,
+    warning_type varchar not null,
+    decision varchar not null,          -- identity code | not_eligible | already_assisted | unreachable
+    decided_on date not null,
+    note varchar,
+    source_file varchar not null,
+    source_row integer not null,
+    sha256 varchar
+);
+
+-- Feedback rows set aside by the run of `month`, with file, row, column and reason.
+create table if not exists feedback_rejects (
+    month varchar not null,
+    run_id varchar not null,
+    department varchar,
+    source_file varchar not null,
+    source_row integer not null,
+    reason varchar not null,
+    reason_column varchar
+);
+
+-- Feedback files read by the run of `month`: rows read, blank (unanswered), accepted,
+-- rejected, and decided after the month (left for a later month's run).
+create table if not exists feedback_files (
+    month varchar not null,
+    run_id varchar not null,
+    department varchar,
+    source_file varchar not null,
+    sha256 varchar,
+    rows_read bigint not null,
+    blank bigint not null,
+    accepted bigint not null,
+    rejected bigint not null,
+    later bigint not null
+);
+
+-- Decisions not yet answered, overdue, and not yet reflected in the identities feed, per
+-- department and county, as of the run of `month` (for the reports).
+create table if not exists mart_decision_followup (
+    month varchar not null,
+    department varchar not null,
+    admdvs varchar not null,
+    warnings bigint not null,
+    decided bigint not null,
+    pending bigint not null,
+    overdue bigint not null,
+    not_reflected bigint not null
+);
+
+-- Every package delivery attempt: package, destination, sha256, time, outcome.
+create table if not exists delivery_log (
+    run_id varchar,
+    month varchar not null,
+    department varchar not null,
+    admdvs varchar not null,
+    package varchar not null,           -- outbox/<month>/<department>/<county>
+    destination varchar not null,       -- name of the configured destination
+    kind varchar not null,              -- outbox | folder | sftp | smtp
+    sha256 varchar not null,            -- of the package (its files' paths and sha256)
+    attempted_at timestamp not null,
+    attempt integer not null,           -- 1, 2, … (0: unchanged, not sent)
+    outcome varchar not null,           -- delivered | unchanged | failed
+    message varchar
+);
+
+-- What each run delivered where (JSON: one entry per destination with its counts).
+alter table run_ledger add column if not exists deliveries varchar;
