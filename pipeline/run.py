@@ -1,7 +1,11 @@
 """The composition root: one monthly run, the same from the CLI, Airflow and tests.
 
-Ingest → stage → burden → warnings → reports → ledger, all inside one DuckDB transaction: a
-failure leaves the warehouse as it was (a ``failed`` ledger row is written afterwards).
+Stages, in order (the Airflow DAG runs each as a task; ``run_month`` calls them one after
+the other): ``compute_month`` — ingest → stage → gates → burden → warnings → ledger, inside one
+DuckDB transaction (a failure leaves the warehouse as it was; a ``failed`` ledger row is written
+afterwards), then the month published as Parquet; ``write_county_reports`` per county, from
+that Parquet; ``write_summary`` (summary, manifest); ``deliver`` (packages to their
+destinations); ``close_ledger``. Feedback read and follow-up are part of the transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import polars as pl
 
 from pipeline import __version__
 from pipeline.delivery.config import load_config, overdue_after_days
-from pipeline.delivery.deliver import deliver_run
+from pipeline.delivery.deliver import deliver_packages
 from pipeline.delivery.outbox import set_aside_edited
 from pipeline.errors import PovwatchError
 from pipeline.ingest.feedback import feedback_roots, read_feedback
@@ -37,8 +41,9 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
 from pipeline.reports.frame import report_frame
-from pipeline.reports.xlsx import write_reports
+from pipeline.reports.xlsx import finish_reports, report_counties, write_county_ledgers
 from pipeline.settings import Settings
+from pipeline.store import published
 from pipeline.store.warehouse import connect, transaction
 from pipeline.warnings.cases import apply_feedback, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
@@ -55,6 +60,7 @@ class RunResult:
     reports: list[str] = field(default_factory=list)
     seconds: float = 0.0
     deliveries: list[dict] = field(default_factory=list)
+    counties: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -91,50 +97,184 @@ def _stderr(message: str) -> None:
 def run_month(
     month: str | Month, settings: Settings, progress: Progress | None = None
 ) -> RunResult:
-    """Run one month end to end. Raises PovwatchError (one line) on any unusable input."""
+    """Run one month end to end. Raises PovwatchError (one line) on any unusable input.
+
+    The stages in order, exactly as the Airflow DAG runs them as tasks: ``compute_month``
+    (one transaction, then the month published as Parquet), ``write_county_reports`` per
+    county, ``write_summary`` (city summary and manifest), ``deliver`` (the packages to
+    their destinations), ``close_ledger``.
+    """
+    m = month if isinstance(month, Month) else Month.parse(month)
+    say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    t0 = time.perf_counter()
+    result = compute_month(m, settings, say)
+    try:
+        say(f"[{m}] writing reports to {settings.outbox / str(m)}")
+        for county in result.counties:
+            write_county_reports(m, county, settings, result.run_id)
+        result.reports = write_summary(m, settings, result.run_id)
+        checkpoint("after_reports")
+        result.deliveries = deliver(m, settings, result.run_id, say)
+        close_ledger(settings, result.run_id)
+    except Exception as exc:
+        fail_ledger(settings, result.run_id, exc)
+        raise
+    result.seconds = round(time.perf_counter() - t0, 2)
+    say(f"[{m}] done in {result.seconds:.1f} s: {result.warnings} warnings")
+    return result
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who started a run, for the ledger: an Airflow task try, or nobody (the command line)."""
+
+    dag_id: str | None = None
+    dag_run_id: str | None = None
+    try_number: int | None = None
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction of a dry run so that it rolls back."""
+
+
+def compute_month(
+    month: str | Month,
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    origin: Origin | None = None,
+    dry_run: bool = False,
+) -> RunResult:
+    """The warehouse stage: reference → ingest → staging → gates → warnings → ledger
+    ``publishing``, in one DuckDB transaction; then the month is published as Parquet.
+
+    ``dry_run`` does everything and rolls back: nothing is written but the ledger row
+    (outcome ``dry_run``, with the number of warnings it would give).
+    """
     m = month if isinstance(month, Month) else Month.parse(month)
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
     policies = PolicySet.load(settings.policy_files)
     load_config(settings)  # a bad delivery file stops the run before anything is written
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run_id = f"{m}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    who = origin or Origin()
     t0 = time.perf_counter()
     con = connect(settings.db)
     try:
         # A run is in the ledger from its start: one killed mid-way stays `running`.
         con.execute(
-            "insert into run_ledger (run_id, month, started_at, outcome, code_version) "
-            "values (?, ?, ?, 'running', ?)",
-            [run_id, str(m), started, code_version()],
+            "insert into run_ledger (run_id, month, started_at, outcome, code_version, "
+            "airflow_dag_id, airflow_run_id, airflow_try_number) "
+            "values (?, ?, ?, 'running', ?, ?, ?, ?)",
+            [run_id, str(m), started, code_version(), who.dag_id, who.dag_run_id, who.try_number],
         )
         try:
-            with transaction(con):
-                result, deliverable = _run(con, m, settings, policies, run_id, say)
-                checkpoint("before_commit")
-            # Committed (outcome `publishing`): now deliver. Reports reach the outbox only
-            # for data the warehouse holds; the run is `success` once they are there.
+            try:
+                with transaction(con):
+                    result, deliverable = _run(con, m, settings, policies, run_id, say)
+                    checkpoint("before_commit")
+                    if dry_run:
+                        raise _DryRun
+            except _DryRun:
+                con.execute(
+                    "update run_ledger set outcome = 'dry_run', finished_at = ?, warnings = ? "
+                    "where run_id = ?",
+                    [dt.datetime.now(dt.UTC).replace(tzinfo=None), result.warnings, run_id],
+                )
+                say(f"[{m}] dry run: {result.warnings} warnings, nothing written")
+                result.outcome = "dry_run"
+                return result
+            # Committed (outcome `publishing`): the month's marts go out as Parquet for the
+            # report steps and for readers that must not lock the warehouse.
             checkpoint("after_commit")
-            say(f"[{m}] writing reports to {settings.outbox / str(m)}")
-            reports = write_reports(deliverable, str(m), settings.outbox)
-            checkpoint("after_reports")
-            result.deliveries = deliver_run(con, settings, str(m), run_id, say)
-            con.execute(
-                "update run_ledger set outcome = 'success', finished_at = ? where run_id = ?",
-                [dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
-            )
+            _publish_month(con, m, settings, run_id, deliverable)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
-            _ledger_failure(con, run_id, message)
+            _ledger_failure(con, run_id, _message(exc))
             if isinstance(exc, quality.QualityGateError):  # keep the failed checks on record
                 with contextlib.suppress(duckdb.Error):
                     quality.store_results(con, run_id, str(m), exc.results)
             raise
-        result.reports = [str(p) for p in reports]
+        result.counties = report_counties(deliverable)
         result.seconds = round(time.perf_counter() - t0, 2)
-        say(f"[{m}] done in {result.seconds:.1f} s: {result.warnings} warnings")
         return result
     finally:
         con.close()
+
+
+def _publish_month(
+    con: duckdb.DuckDBPyConnection,
+    m: Month,
+    settings: Settings,
+    run_id: str,
+    deliverable: pl.DataFrame,
+) -> None:
+    frames = {
+        "warnings": con.sql(
+            "select * from mart_warnings where month = ? order by psn_no, warning_type",
+            params=[str(m)],
+        ).pl(),
+        "routes": con.sql(
+            "select * from mart_warning_routes where month = ? "
+            "order by psn_no, warning_type, department",
+            params=[str(m)],
+        ).pl(),
+        "files": con.sql(
+            "select * from ledger_files where run_id = ? order by export_month, source_file",
+            params=[run_id],
+        ).pl(),
+        "report_rows": deliverable,
+    }
+    published.publish(settings.db, str(m), run_id, frames)
+
+
+def write_county_reports(
+    month: str | Month, county: str, settings: Settings, run_id: str | None = None
+) -> list[str]:
+    """One county's 台账 (per department) from the month's published Parquet, never the warehouse."""
+    m = str(month)
+    rows = published.read(settings.db, m, "report_rows", run_id)
+    return [str(p) for p in write_county_ledgers(rows, m, settings.outbox, county)]
+
+
+def write_summary(month: str | Month, settings: Settings, run_id: str | None = None) -> list[str]:
+    """The month's city summary and manifest, once every county's 台账 is in the outbox."""
+    m = str(month)
+    rows = published.read(settings.db, m, "report_rows", run_id)
+    return [str(p) for p in finish_reports(rows, m, settings.outbox)]
+
+
+def deliver(
+    month: str | Month, settings: Settings, run_id: str, progress: Progress | None = None
+) -> list[dict]:
+    """The month's packages to their destinations (the delivery file); records what went where."""
+    say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    return deliver_packages(settings, str(month), run_id, say)
+
+
+def close_ledger(settings: Settings, run_id: str) -> None:
+    """The run is `success` once its reports are delivered."""
+    con = connect(settings.db)
+    try:
+        con.execute(
+            "update run_ledger set outcome = 'success', finished_at = ? where run_id = ?",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), run_id],
+        )
+    finally:
+        con.close()
+
+
+def fail_ledger(settings: Settings, run_id: str, exc: BaseException) -> None:
+    """Best effort: mark a committed run `failed` when a later stage fails."""
+    with contextlib.suppress(PovwatchError, duckdb.Error):
+        con = connect(settings.db)
+        try:
+            _ledger_failure(con, run_id, _message(exc))
+        finally:
+            con.close()
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
 
 
 def _run(

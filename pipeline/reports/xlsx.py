@@ -33,7 +33,15 @@ from pipeline.errors import PovwatchError
 from pipeline.labels import COUNTIES, DEPARTMENTS, IDENTITIES, INSUTYPES, STATUSES, WARNING_TYPES
 from pipeline.months import Month
 
-__all__ = ["write_reports", "REQUIRED_COLUMNS", "LEDGER_HEADERS", "VERDICT_CHOICES"]
+__all__ = [
+    "write_reports",
+    "write_county_ledgers",
+    "finish_reports",
+    "report_counties",
+    "REQUIRED_COLUMNS",
+    "LEDGER_HEADERS",
+    "VERDICT_CHOICES",
+]
 
 REQUIRED_COLUMNS = (
     "month",
@@ -129,35 +137,75 @@ def write_reports(routed: pl.DataFrame, month: str, outbox: Path) -> list[Path]:
     ``routed`` has one row per (warning, receiving department); it may be empty. Files this
     function owns in that month folder (department 台账, the summary, the manifest) are replaced,
     so a re-run leaves nothing stale; anything else there is left alone. Returns every written
-    path, sorted.
+    path, sorted. The same as ``write_county_ledgers`` for every county, then ``finish_reports``
+    (which is how the scheduler runs it: one task per county, then one to finish).
     """
-    try:
-        m = Month.parse(month)
-    except ValueError as err:
-        raise PovwatchError(f"report: {err}") from err
-    label = str(m)
-    df = _checked(routed, label)
-    ledger = _ledger_rows(df)
+    df = _checked(routed, _label(month))
+    for admdvs in report_counties(df):
+        write_county_ledgers(df, month, outbox, admdvs)
+    return finish_reports(df, month, outbox)
 
-    outbox_path = Path(outbox)
-    month_dir = outbox_path / label
-    outbox_path.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{label}.staging.", dir=outbox_path))
+
+def report_counties(routed: pl.DataFrame) -> list[str]:
+    """The counties that get a 台账 this month, sorted."""
+    return sorted(routed.get_column("admdvs").unique().to_list())
+
+
+def write_county_ledgers(routed: pl.DataFrame, month: str, outbox: Path, admdvs: str) -> list[Path]:
+    """Write one county's 台账 (one per department), each replaced atomically. Returns the paths."""
+    label = _label(month)
+    m = Month.parse(label)
+    df = _checked(routed.filter(pl.col("admdvs") == admdvs), label)
+    month_dir = Path(outbox) / label
+    month_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (dept, county), part in _partitions(_ledger_rows(df)):
+        target = month_dir / _ledger_rel(dept, county, label)
+        staging = target.parent / f".{target.name}.tmp"
+        _write_ledger(staging, part, m, dept, county)
+        os.replace(staging, target)
+        written.append(target)
+    return sorted(written)
+
+
+def finish_reports(routed: pl.DataFrame, month: str, outbox: Path) -> list[Path]:
+    """After every county's 台账: the city summary, stale files dropped, the manifest last.
+
+    Stops with one line when a county's 台账 is missing (its county step has not run).
+    Returns every path of the month's delivery, sorted.
+    """
+    label = _label(month)
+    m = Month.parse(label)
+    df = _checked(routed, label)
+    month_dir = Path(outbox) / label
+    written = [
+        _Written(_ledger_rel(d, c, label), part.height)
+        for (d, c), part in _partitions(_ledger_rows(df))
+    ]
+    for w in written:
+        if not (month_dir / w.rel).is_file():
+            raise PovwatchError(
+                f"report: {month_dir / w.rel} missing (its county step has not run)"
+            )
+    month_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{label}.staging.", dir=month_dir))
     try:
-        written: list[_Written] = []
-        for (dept, admdvs), part in _partitions(ledger):
-            rel = _ledger_rel(dept, admdvs, label)
-            _write_ledger(staging / rel, part, m, dept, admdvs)
-            written.append(_Written(rel, part.height))
         rel = f"summary_{label}.xlsx"
         written.append(_Written(rel, _write_summary(staging / rel, df, m)))
         written.sort(key=lambda w: w.rel)
-
-        manifest = _manifest(staging, label, written)
+        os.replace(staging / rel, month_dir / rel)
+        manifest = _manifest(month_dir, label, written)
         paths = _publish(staging, month_dir, label, [w.rel for w in written], manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sorted(paths)
+
+
+def _label(month: str) -> str:
+    try:
+        return str(Month.parse(month))
+    except ValueError as err:
+        raise PovwatchError(f"report: {err}") from err
 
 
 # =============================================================================================
@@ -563,14 +611,9 @@ def _owned(month_dir: Path, month: str) -> list[Path]:
 def _publish(
     staging: Path, month_dir: Path, month: str, rels: list[str], manifest: str
 ) -> list[Path]:
-    """Move staged files into place, drop stale owned files, write the manifest last."""
-    month_dir.mkdir(parents=True, exist_ok=True)
+    """Drop stale owned files (every file in ``rels`` is already in place), write the manifest last."""
     new = {month_dir / rel for rel in rels}
     stale = [p for p in _owned(month_dir, month) if p not in new and p.name != "manifest.json"]
-    for rel in rels:
-        target = month_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / rel, target)
     for p in stale:
         p.unlink()
         for parent in (p.parent, p.parent.parent):  # county dir, then department dir

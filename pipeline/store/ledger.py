@@ -109,3 +109,19 @@ def _feedback_lines(con, run_id: str) -> list[str]:
         f"feedback: {files} files, {accepted} decisions accepted, {rejected} rows rejected "
         f"(povwatch feedback), {later} decided after the month"
     ]
+
+
+def last_success(db: Path, month: Month) -> str | None:
+    """The run id of the month's latest run when that run succeeded, else None."""
+    if not db.exists():
+        return None
+    con = connect(db, read_only=True)
+    try:
+        rows = con.execute(
+            "select run_id, outcome from run_ledger where month = ? and outcome <> 'dry_run' "
+            "order by started_at desc, run_id desc limit 1",
+            [str(month)],
+        ).fetchall()
+    finally:
+        con.close()
+    return rows[0][0] if rows and rows[0][1] == "success" else None

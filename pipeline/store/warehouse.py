@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -83,16 +84,54 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         con = _open(db, read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            raise PovwatchError(
-                f"{shown(db)}: the warehouse is in use by another povwatch run (one writer at a time); "
-                "wait for it to finish"
-            ) from None
+            raise _busy(db, str(exc)) from None
         raise PovwatchError(f"{shown(db)}: cannot open the warehouse: {exc}") from None
     con.execute("set enable_progress_bar = false")
     if not read_only:
+        _writer_mark(db).write_text(str(os.getpid()), encoding="utf-8")
         con.execute(sql("schema/warehouse"))
         con.execute(sql("schema/macros"))
     return con
+
+
+class WarehouseBusy(PovwatchError):
+    """Another process holds the warehouse file: worth waiting for and trying again."""
+
+
+def _writer_mark(db: Path) -> Path:
+    """Holds the pid of the last povwatch process that opened the warehouse for writing."""
+    return db.with_name(f".{db.name}.writer")
+
+
+def _busy(db: Path, text: str) -> WarehouseBusy:
+    """Name the process holding DuckDB's lock: another povwatch run, or some other program."""
+    found = re.search(r"\(PID (\d+)\)", text)
+    pid = int(found.group(1)) if found else None
+    if pid is None:
+        return WarehouseBusy(
+            f"{shown(db)}: the warehouse is in use by another process (one writer at a time); "
+            "wait for it to finish"
+        )
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        cmdline = ""
+    try:
+        marked = _writer_mark(db).read_text(encoding="utf-8").strip() == str(pid)
+    except OSError:
+        marked = False
+    if marked or "povwatch" in cmdline or "pipeline.cli" in cmdline:
+        return WarehouseBusy(
+            f"{shown(db)}: the warehouse is in use by another povwatch run (pid {pid}; one writer at "
+            "a time); wait for it to finish"
+        )
+    program = Path(cmdline.split(" ")[0]).name if cmdline else "unknown program"
+    return WarehouseBusy(
+        f"{shown(db)}: the warehouse is in use by another program, not a povwatch run (pid {pid}, "
+        f"{program}); DuckDB lets no writer in while any other process has the file open, "
+        "even read-only: close that connection (readers can use the Parquet published under "
+        f"{shown(db.parent / 'published')}) and run again"
+    )
 
 
 @contextlib.contextmanager

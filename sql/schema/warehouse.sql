@@ -94,7 +94,7 @@ create table if not exists run_ledger (
     month varchar not null,
     started_at timestamp not null,
     finished_at timestamp,
-    outcome varchar not null,           -- running | success | failed
+    outcome varchar not null,           -- running | publishing | success | failed | dry_run
     code_version varchar not null,
     policies varchar,                   -- JSON: policy files with sha256 and versions used
     reference varchar,                  -- JSON: income figures in force
@@ -102,6 +102,11 @@ create table if not exists run_ledger (
     warnings bigint,
     message varchar
 );
+-- Who ran it, when Airflow did: dag id, dag run id and the try of the computing task.
+-- (Added by ALTER so that warehouses made before these columns existed gain them.)
+alter table run_ledger add column if not exists airflow_dag_id varchar;
+alter table run_ledger add column if not exists airflow_run_id varchar;
+alter table run_ledger add column if not exists airflow_try_number integer;
 
 create table if not exists ledger_files (
     run_id varchar not null,
