@@ -1,112 +1,397 @@
-"""povwatch_monthly: one run per calendar month of settlements, wiring only.
+"""## povwatch_monthly — one calendar month of settlements per run, wiring only
 
-Every piece of logic lives in ``pipeline``; this file says when a month runs, which paths it
-uses and in what order the tasks go. ``pipeline`` is imported inside the tasks, so parsing
-this file (the scheduler does that every few seconds) touches neither polars nor DuckDB.
+Every piece of logic lives in `pipeline`; this file says *when* a month runs, *which* month,
+with which paths, and in what order the stages go. `pipeline` is imported inside the tasks,
+so parsing this file (the scheduler does it every few seconds) touches neither polars nor
+DuckDB nor Great Expectations.
 
-The clock is the data interval: the run that starts just after 1 April (Asia/Shanghai)
-covers 1 March .. 1 April and processes ``2024-03``. A manual
-``airflow dags test povwatch_monthly 2024-04-01`` processes March too.
+**Which month.** The `month` param (`YYYY-MM`) wins. Without it the month is the run's data
+interval, which must be exactly one calendar month (Asia/Shanghai) *and* start at the run's
+logical date: scheduled runs and `airflow backfill create` runs do; `airflow dags trigger -l
+DATE` and a REST trigger with only a logical date do not (Airflow then derives the interval
+from the clock or takes DATE as its end), and such a run stops at once saying how to run a
+past month: `airflow dags trigger povwatch_monthly -c '{"month": "2024-02"}'`, or the REST API
+with `data_interval_start`/`data_interval_end` given.
 
-Later (not built yet): one task per county, by dynamic task mapping over the counties
-found in the month's landing files, e.g. ``run_county.partial(month=m).expand(admdvs=...)``
-followed by a single task that builds the month's marts. Until then one task runs the
-whole month, and ``max_active_runs=1`` keeps DuckDB to one writer.
+**When.** The run for a month is created when the month ends, then waits (sensor in
+reschedule mode, no worker slot held) until day `POVWATCH_RUN_DAY` (default 6: identity feeds
+arrive by the 5th) and for the month's `settlements/YYYY-MM/_SUCCESS` marker. Past that day
+plus `POVWATCH_EXPORT_WAIT_DAYS` (default 10) without the marker the run fails with one line.
+`catchup=True` from `POVWATCH_START_MONTH` (default 2024-01).
+
+**One writer.** Tasks that write the warehouse (`compute_month`, `close_ledger`) take the
+one-slot pool `povwatch_warehouse` (`make airflow` creates it; in production:
+`airflow pools set povwatch_warehouse 1 "povwatch DuckDB writer"`), so scheduled, manual and
+backfill runs queue instead of colliding on DuckDB's lock. Every task `depends_on_past`, so
+months complete in order. County reports read the month's published Parquet, never the
+warehouse file, and run in parallel.
+
+**Failures.** A warehouse lock or an I/O error is retried with back-off; a data, policy or
+quality error fails at once (no retry) with its one-line reason. A failed task mails the
+address in the `povwatch_smtp` connection's extra `to`; a run whose packages are not delivered
+by day `POVWATCH_DELIVER_BY_DAY` (default 15) raises a deadline alert to the same address.
+
+**Params** (run switches only): `month`, `policy` (local overlay files), `force` (run a month
+already delivered again), `dry_run` (compute and check, write nothing). Paths come from the
+worker's environment (`POVWATCH_LANDING`, `POVWATCH_DB`, `POVWATCH_OUTBOX`), made absolute.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import (
+    Asset,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    dag,
+    task,
+)
 
-TZ = "Asia/Shanghai"
+DAG_ID = "povwatch_monthly"
+TZ = os.environ.get("POVWATCH_TZ", "Asia/Shanghai")
+START_MONTH = os.environ.get("POVWATCH_START_MONTH", "2024-01")
+RUN_DAY = int(os.environ.get("POVWATCH_RUN_DAY", "6"))
+EXPORT_WAIT_DAYS = int(os.environ.get("POVWATCH_EXPORT_WAIT_DAYS", "10"))
+DELIVER_BY_DAY = int(os.environ.get("POVWATCH_DELIVER_BY_DAY", "15"))
+POOL = os.environ.get("POVWATCH_POOL", "povwatch_warehouse")
+RETRIES = int(os.environ.get("POVWATCH_RETRIES", "4"))
+RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("POVWATCH_RETRY_DELAY_SECONDS", "60")))
+POKE_SECONDS = float(os.environ.get("POVWATCH_POKE_SECONDS", "1800"))
+SMTP_CONN = "povwatch_smtp"
+
+log = logging.getLogger("povwatch")
 
 
-def _connection_password(conn_id: str) -> str | None:
-    """The password of an Airflow connection, or None when there is no such connection."""
-    from airflow.sdk import Connection
+def _path(env: str, default: str) -> Path:
+    """A path from the worker's environment, absolute (relative ones against its cwd)."""
+    return Path(os.environ.get(env) or default).expanduser().resolve()
 
+
+# The month's deliverables, and the month's marts as Parquet (both on shared storage in a
+# scaled-out deployment). Events carry the month and the povwatch run id in their extra.
+OUTBOX = Asset(name="povwatch_outbox", uri=_path("POVWATCH_OUTBOX", "data/outbox").as_uri())
+PUBLISHED = Asset(
+    name="povwatch_published",
+    uri=(_path("POVWATCH_DB", "data/warehouse.duckdb").parent / "published").as_uri(),
+)
+
+_failure_mail = None
+_deadline = None
+if os.environ.get("POVWATCH_ALERTS", "on") != "off":
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    _mail = {
+        "smtp_conn_id": SMTP_CONN,
+        "to": "{{ conn.povwatch_smtp.extra_dejson.get('to', '') }}",
+        "from_email": "{{ conn.povwatch_smtp.extra_dejson.get('from_email', 'povwatch@localhost') }}",
+    }
+    _failure_mail = SmtpNotifier(
+        **_mail,
+        subject="[povwatch] {{ dag.dag_id }} {{ ti.task_id }} failed ({{ run_id }})",
+        html_content=(
+            "<p>{{ dag.dag_id }} / {{ run_id }} / {{ ti.task_id }} try {{ ti.try_number }} "
+            "failed:</p><pre>{{ exception }}</pre>"
+        ),
+    )
+    # Counted from when the run is queued: a scheduled run is queued as its month ends (the
+    # 1st, 00:00), so the alert falls at the end of day DELIVER_BY_DAY; a backfill of past
+    # months gets the same number of days from its start instead of alerting at once.
+    _deadline = DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(days=DELIVER_BY_DAY),
+        callback=AsyncCallback(
+            SmtpNotifier,
+            kwargs={
+                **_mail,
+                "subject": f"[povwatch] {DAG_ID}: packages not delivered by day {DELIVER_BY_DAY}",
+                "html_content": "<p>{{ dag_run.run_id }} has not delivered its packages.</p>",
+            },
+        ),
+    )
+
+
+def _settings(params: dict[str, Any]):
+    from pipeline.settings import Settings
+
+    policy = tuple(Path(p).expanduser().resolve() for p in params.get("policy") or ())
+    settings = Settings(
+        landing=_path("POVWATCH_LANDING", "data/landing"),
+        db=_path("POVWATCH_DB", "data/warehouse.duckdb"),
+        outbox=_path("POVWATCH_OUTBOX", "data/outbox"),
+        policy_files=policy,
+    )
+    # Encryption at rest: the key may live in the povwatch_warehouse connection's password.
+    if not os.environ.get("POVWATCH_DB_KEY"):
+        from airflow.sdk import Connection
+
+        try:
+            key = Connection.get("povwatch_warehouse").password
+        except Exception:  # no such connection: the warehouse is not encrypted
+            key = None
+        if key:
+            os.environ["POVWATCH_DB_KEY"] = key
+    return settings
+
+
+def _call(fn, *args, **kwargs):
+    """Run a pipeline stage: lock/IO errors are retried, anything else fails at once."""
+    import duckdb
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.errors import PovwatchError
+    from pipeline.store.warehouse import WarehouseBusy
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
-        return Connection.get(conn_id).password or None
-    except Exception:  # AirflowNotFoundException and friends: no connection configured
-        return None
+        return fn(*args, **kwargs)
+    except WarehouseBusy as exc:
+        log.warning("warehouse busy, will retry: %s", exc)
+        raise
+    except PovwatchError as exc:  # data, policy, quality: retrying changes nothing
+        raise AirflowFailException(str(exc)) from None
+    except (OSError, duckdb.IOException):
+        raise
+    except Exception as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def month_of_run(
+    params: dict[str, Any],
+    logical_date: dt.datetime | None,
+    data_interval_start: dt.datetime | None,
+    data_interval_end: dt.datetime | None,
+) -> str:
+    """The one month this run processes, or AirflowFailException saying why it is ambiguous."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    how = (
+        f"to run a past month, trigger it with the month param (airflow dags trigger {DAG_ID} "
+        '-c \'{"month": "YYYY-MM"}\'), through the REST API with data_interval_start and '
+        "data_interval_end set to the month's first day and the next month's first day "
+        f"({TZ}) and logical_date = data_interval_start, or with airflow backfill create"
+    )
+    wanted = params.get("month")
+    if wanted:
+        import re
+
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(wanted)):
+            raise AirflowFailException(f"month param {wanted!r} is not a month (YYYY-MM)")
+        log.info("month %s from the month param", wanted)
+        return str(wanted)
+    if data_interval_start is None or data_interval_end is None:
+        raise AirflowFailException(f"this run has no data interval; {how}")
+    start = pendulum.instance(data_interval_start).in_timezone(TZ)
+    end = pendulum.instance(data_interval_end).in_timezone(TZ)
+    month = f"{start.year:04d}-{start.month:02d}"
+    if start != start.start_of("month") or end != start.add(months=1):
+        raise AirflowFailException(
+            f"data interval {start.isoformat()} .. {end.isoformat()} is not one calendar "
+            f"month in {TZ}; {how}"
+        )
+    if logical_date is not None and pendulum.instance(logical_date) != start:
+        raise AirflowFailException(
+            f"logical date {pendulum.instance(logical_date).in_timezone(TZ).isoformat()} is "
+            f"not the start of this run's data interval {start.isoformat()} .. "
+            f"{end.isoformat()} ({month}): Airflow took the interval from the clock or from "
+            f"the logical date as its end, so the month is ambiguous; {how}"
+        )
+    log.info("month %s from the data interval", month)
+    return month
+
+
+def _origin(context: dict[str, Any]):
+    from pipeline.run import Origin
+
+    ti = context["ti"]
+    return Origin(dag_id=ti.dag_id, dag_run_id=ti.run_id, try_number=ti.try_number)
 
 
 @dag(
-    dag_id="povwatch_monthly",
+    dag_id=DAG_ID,
     description="Monthly medical-cost poverty early warnings (因病返贫/因病致贫 双预警)",
-    # "0 0 1 * *" with a *data-interval* timetable: each run's interval is one calendar
-    # month and the run starts when that month has ended. (schedule="@monthly" would give
-    # a zero-width interval in Airflow 3.)
+    doc_md=__doc__,
+    # Each run's data interval is one calendar month, created when the month has ended.
+    # (schedule="@monthly" would give a zero-width interval in Airflow 3.)
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone=TZ),
-    start_date=pendulum.datetime(2023, 1, 1, tz=TZ),
-    catchup=False,
+    start_date=pendulum.from_format(START_MONTH, "YYYY-MM", tz=TZ),
+    catchup=True,
     max_active_runs=1,
-    # Defaults as in pipeline.settings (not imported here: parsing stays light), overridable
-    # per deployment by env var and per run by conf. Relative paths resolve against the
-    # worker's working directory.
-    params={
-        "landing": Param(
-            os.environ.get("POVWATCH_LANDING", "data/landing"),
-            type="string",
-            description="folder of landing files (settlements/YYYY-MM/, persons/, ...)",
-        ),
-        "db": Param(
-            os.environ.get("POVWATCH_DB", "data/warehouse.duckdb"),
-            type="string",
-            description="DuckDB warehouse file",
-        ),
-        "outbox": Param(
-            os.environ.get("POVWATCH_OUTBOX", "data/outbox"),
-            type="string",
-            description="folder where the month's deliverables are written",
-        ),
+    default_args={
+        "owner": "povwatch-data-team",
+        "depends_on_past": True,
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+        "on_failure_callback": _failure_mail,
     },
-    tags=["povwatch"],
+    deadline=_deadline,
+    params={
+        "month": Param(
+            None,
+            type=["null", "string"],
+            description="YYYY-MM: process this month (overrides the data interval)",
+        ),
+        "policy": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="local policy overlay files (absolute, or relative to the worker's cwd)",
+        ),
+        "force": Param(False, type="boolean", description="run a month already delivered again"),
+        "dry_run": Param(False, type="boolean", description="compute and check; write nothing"),
+    },
+    tags=["povwatch", "monthly", "warehouse-writer"],
 )
 def povwatch_monthly() -> None:
     @task
-    def month_of_interval(data_interval_start: dt.datetime | None = None) -> str:
-        """The month being processed: that of the interval's start, in Asia/Shanghai."""
-        from zoneinfo import ZoneInfo
+    def resolve_month(
+        params: dict[str, Any] | None = None,
+        logical_date: dt.datetime | None = None,
+        data_interval_start: dt.datetime | None = None,
+        data_interval_end: dt.datetime | None = None,
+    ) -> str:
+        """The month of this run (see the DAG docs)."""
+        return month_of_run(params or {}, logical_date, data_interval_start, data_interval_end)
 
+    @task.sensor(
+        mode="reschedule",
+        poke_interval=POKE_SECONDS,
+        timeout=dt.timedelta(days=31 + RUN_DAY + EXPORT_WAIT_DAYS).total_seconds(),
+        retries=0,
+    )
+    def wait_for_exports(month: str):
+        """Until day RUN_DAY after the month and its settlements/YYYY-MM/_SUCCESS marker."""
+        from airflow.sdk import PokeReturnValue
+        from airflow.sdk.exceptions import AirflowFailException
+
+        first = pendulum.from_format(month, "YYYY-MM", tz=TZ)
+        not_before = first.add(months=1, days=RUN_DAY - 1)
+        give_up = not_before.add(days=EXPORT_WAIT_DAYS)
+        marker = _path("POVWATCH_LANDING", "data/landing") / "settlements" / month / "_SUCCESS"
+        now = pendulum.now(TZ)
+        if now < not_before:
+            log.info("%s: waiting until %s (identity feeds arrive by then)", month, not_before)
+            return PokeReturnValue(is_done=False)
+        if marker.is_file():
+            log.info("%s: export complete (%s)", month, marker)
+            return PokeReturnValue(is_done=True, xcom_value=str(marker))
+        if now >= give_up:
+            raise AirflowFailException(
+                f"{marker}: missing — the {month} export is not complete (no _SUCCESS by "
+                f"{give_up:%Y-%m-%d}); ask the platform's extract job to finish it, then clear "
+                "this task"
+            )
+        log.info("%s: waiting for %s (until %s)", month, marker, give_up)
+        return PokeReturnValue(is_done=False)
+
+    @task(pool=POOL, multiple_outputs=True, outlets=[PUBLISHED])
+    def compute_month(month: str, params: dict[str, Any] | None = None, **context):
+        """Reference → ingest → staging → quality gates → warnings → ledger, one transaction;
+        then the month's marts published as Parquet. The warehouse's only writer."""
+        from pipeline import run
         from pipeline.months import Month
+        from pipeline.store.ledger import last_success
 
-        if data_interval_start is None:
-            raise ValueError("this run has no data interval; trigger it with a logical date")
-        return str(Month.of(data_interval_start.astimezone(ZoneInfo(TZ)).date()))
+        params = params or {}
+        settings = _settings(params)
+        log.info(
+            "landing %s, warehouse %s, outbox %s", settings.landing, settings.db, settings.outbox
+        )
+        done = _call(last_success, settings.db, Month.parse(month))
+        if done and not params.get("force"):
+            log.info("%s was delivered by run %s; set force to run it again", month, done)
+            return {"month": month, "run_id": done, "outcome": "skipped", "counties": []}
+        result = _call(
+            run.compute_month,
+            month,
+            settings,
+            log.info,
+            origin=_origin(context),
+            dry_run=bool(params.get("dry_run")),
+        )
+        if result.outcome == "publishing" or result.outcome == "success":
+            context["outlet_events"][PUBLISHED].extra = {"month": month, "run_id": result.run_id}
+        return {
+            "month": month,
+            "run_id": result.run_id,
+            "outcome": "dry_run" if result.outcome == "dry_run" else "publishing",
+            "warnings": result.warnings,
+            "counties": result.counties,
+        }
 
     @task
-    def run_month(month: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run the whole month through ``pipeline.run.run_month``; a re-run replaces it."""
-        import dataclasses
-        import json
-        from pathlib import Path
+    def counties_to_report(counties: list[str]) -> list[str]:
+        """The counties with warnings this month: one report task each."""
+        log.info("%d counties: %s", len(counties), ", ".join(counties))
+        return counties
 
-        from pipeline import run as pipeline_run
-        from pipeline.settings import Settings
+    @task(max_active_tis_per_dagrun=2)
+    def write_county_reports(
+        county: str, month: str, povwatch_run: str, params: dict[str, Any] | None = None
+    ) -> list[str]:
+        """One county's 台账 (one per department) from the month's published Parquet."""
+        from pipeline import run
 
-        assert params is not None
-        # Encryption at rest: the warehouse key may live in an Airflow connection (its
-        # password) instead of the worker's environment.
-        key = _connection_password("povwatch_warehouse")
-        if key and not os.environ.get("POVWATCH_DB_KEY"):
-            os.environ["POVWATCH_DB_KEY"] = key
-        settings = Settings(
-            landing=Path(params["landing"]),
-            db=Path(params["db"]),
-            outbox=Path(params["outbox"]),
+        paths = _call(
+            run.write_county_reports, month, county, _settings(params or {}), povwatch_run
         )
-        result = pipeline_run.run_month(month, settings)
-        # XCom must be JSON: Paths (and any dates) inside the result become strings.
-        return json.loads(json.dumps(dataclasses.asdict(result), default=str))
+        log.info("%s %s: %d 台账 written", month, county, len(paths))
+        return paths
 
-    # Later: month -> counties (mapped, one task each) -> marts; see the module docstring.
-    run_month(month_of_interval())
+    @task(trigger_rule="none_failed", outlets=[OUTBOX])
+    def deliver(
+        month: str, povwatch_run: str, outcome: str, params: dict[str, Any] | None = None, **context
+    ) -> list[str]:
+        """The city summary and the manifest, once every county's 台账 is there."""
+        from pipeline import run
+
+        if outcome != "publishing":
+            log.info("%s: %s, nothing to deliver", month, outcome)
+            return []
+        paths = _call(run.deliver, month, _settings(params or {}), povwatch_run)
+        context["outlet_events"][OUTBOX].extra = {"month": month, "run_id": povwatch_run}
+        log.info("%s: %d files delivered", month, len(paths))
+        return paths
+
+    @task(pool=POOL)
+    def close_ledger(
+        month: str, povwatch_run: str, outcome: str, params: dict[str, Any] | None = None
+    ) -> str:
+        """The povwatch run is `success` once its packages are delivered."""
+        from pipeline import run
+
+        if outcome != "publishing":
+            return outcome
+        _call(run.close_ledger, _settings(params or {}), povwatch_run)
+        log.info("%s: run %s success", month, povwatch_run)
+        return "success"
+
+    month = resolve_month()
+    ready = wait_for_exports(month)
+    computed = compute_month(month)
+    ready >> computed
+    counties = write_county_reports.partial(month=month, povwatch_run=computed["run_id"]).expand(
+        county=counties_to_report(computed["counties"])
+    )
+    # A skipped (already delivered) or dry run has no counties; deliver and close do nothing.
+    run = {
+        "month": computed["month"],
+        "povwatch_run": computed["run_id"],
+        "outcome": computed["outcome"],
+    }
+    delivered = deliver(**run)
+    counties >> delivered
+    delivered >> close_ledger(**run)
 
 
 povwatch_monthly()

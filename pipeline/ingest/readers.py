@@ -66,10 +66,15 @@ def sha256_of(path: Path) -> str:
 
 
 def list_files(folder: Path) -> list[Path]:
-    """Data files of a folder (recursively), sorted; hidden and temp files are ignored."""
+    """Data files of a folder (recursively), sorted; hidden and temp files are ignored, and so
+    is the export job's ``_SUCCESS`` marker (contract: it says the folder is complete)."""
     if not folder.is_dir():
         return []
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith((".", "~$"))]
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith((".", "~$")) and p.name != "_SUCCESS"
+    ]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 

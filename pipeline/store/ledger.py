@@ -117,6 +117,11 @@ def last_success(db: Path, month: Month) -> str | None:
         return None
     con = connect(db, read_only=True)
     try:
+        has_ledger = con.sql(
+            "select count(*) from information_schema.tables where table_name = 'run_ledger'"
+        ).fetchall()[0][0]
+        if not has_ledger:
+            return None
         rows = con.execute(
             "select run_id, outcome from run_ledger where month = ? and outcome <> 'dry_run' "
             "order by started_at desc, run_id desc limit 1",

@@ -33,9 +33,13 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mp.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS_FOLDER))
     mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     mp.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
-    # The DAG's path params default from these; the tests pass explicit paths instead.
+    # The DAG takes its paths from these at run time; each test sets its own.
     for name in ("POVWATCH_LANDING", "POVWATCH_DB", "POVWATCH_OUTBOX"):
         mp.delenv(name, raising=False)
+    # Read when the DAG file is parsed: quick retries and pokes for the tests.
+    mp.setenv("POVWATCH_RETRY_DELAY_SECONDS", "1")
+    mp.setenv("POVWATCH_POKE_SECONDS", "1")
+    mp.setenv("POVWATCH_QUALITY", "off")
 
     from airflow.utils import db
 
