@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo $(PYTHON) -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: demo test bench lint fmt install uv shell clean
+.PHONY: demo test bench lint fmt install uv shell clean airflow
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -43,3 +43,32 @@ bench: install
 
 clean:
 	rm -rf data .pytest_cache
+
+# Airflow 3 on this machine: scheduler (LocalExecutor), API server and UI, DAG processor and
+# triggerer in one process tree; metadata (SQLite) under ./data/airflow; the project's dags/.
+# Data paths are absolute; override any of them (or POVWATCH_START_MONTH, ...) on the command line.
+AIRFLOW_PORT ?= 8080
+airflow: export AIRFLOW_HOME ?= $(CURDIR)/data/airflow
+airflow: export AIRFLOW__CORE__DAGS_FOLDER = $(CURDIR)/dags
+airflow: export AIRFLOW__CORE__LOAD_EXAMPLES = False
+airflow: export AIRFLOW__CORE__PARALLELISM = 4
+airflow: export AIRFLOW__API__WORKERS = 1
+airflow: export AIRFLOW__API__PORT = $(AIRFLOW_PORT)
+airflow: export AIRFLOW__CORE__EXECUTION_API_SERVER_URL = http://localhost:$(AIRFLOW_PORT)/execution/
+airflow: export POVWATCH_LANDING ?= $(CURDIR)/data/landing
+airflow: export POVWATCH_DB ?= $(CURDIR)/data/warehouse.duckdb
+airflow: export POVWATCH_OUTBOX ?= $(CURDIR)/data/outbox
+airflow: install
+	@mkdir -p "$$AIRFLOW_HOME" "$$POVWATCH_LANDING"
+	@export PATH="$(CURDIR)/.venv/bin:$$PATH"; \
+	airflow db migrate >/dev/null && \
+	airflow pools set povwatch_warehouse 1 "povwatch DuckDB writer: one at a time" >/dev/null && \
+	echo "pool povwatch_warehouse (1 slot) ready; starting airflow standalone (Ctrl-C stops it)" && \
+	{ setsid airflow standalone > "$$AIRFLOW_HOME/standalone.log" 2>&1 & pid=$$!; \
+	  trap 'kill -TERM -- -$$pid 2>/dev/null; sleep 5; kill -KILL -- -$$pid 2>/dev/null; exit 0' INT TERM; \
+	  until curl -sf "http://localhost:$(AIRFLOW_PORT)/api/v2/monitor/health" >/dev/null; do \
+	    kill -0 $$pid 2>/dev/null || { tail -20 "$$AIRFLOW_HOME/standalone.log"; exit 1; }; sleep 2; done; \
+	  echo "Airflow UI:  http://localhost:$(AIRFLOW_PORT)   (log: $$AIRFLOW_HOME/standalone.log)"; \
+	  echo "login:       admin / $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated")"; \
+	  echo "DAGs:        povwatch_monthly, povwatch_feedback (paused; landing $$POVWATCH_LANDING)"; \
+	  wait $$pid; }

@@ -1,0 +1,247 @@
+"""A real Airflow (``airflow standalone``: scheduler, LocalExecutor, API server, DAG processor,
+triggerer; SQLite metadata in a temp AIRFLOW_HOME) runs ``airflow backfill create`` over three
+months with the default concurrency. The one-slot pool and ``depends_on_past`` must make it
+serial and in order, and the result must equal ``povwatch backfill`` byte for byte.
+
+This is the slow one (~1.5 min on 2 cores): it is what a data team does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.cli import warnings_csv
+from pipeline.months import Month
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures" / "jining-hebei-2024"
+MONTHS = ["2024-01", "2024-02", "2024-03"]
+BIN = Path(sys.executable).parent
+DAG_ID = "povwatch_monthly"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data(root: Path) -> Path:
+    shutil.copytree(FIXTURE / "landing", root / "landing")
+    for m in MONTHS:
+        (root / "landing" / "settlements" / m / "_SUCCESS").touch()
+    return root
+
+
+def _rows(db: Path, sql: str, params=()) -> list[tuple]:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def _outbox(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def standalone(tmp_path):
+    """An `airflow standalone` on a free port; yields (env, metadata db, api url)."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    work = _data(tmp_path / "airflow-data")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "POVWATCH_LANDING": str(work / "landing"),
+        "POVWATCH_DB": str(work / "warehouse.duckdb"),
+        "POVWATCH_OUTBOX": str(work / "outbox"),
+        "POVWATCH_QUALITY": "off",
+        "POVWATCH_POKE_SECONDS": "5",
+    }
+    for name in list(env):
+        if name.startswith("AIRFLOW__") and name.endswith(("SQL_ALCHEMY_CONN",)):
+            del env[name]
+    log = (tmp_path / "standalone.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "airflow"), "standalone"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    global T0
+    T0 = time.monotonic()
+    url = f"http://localhost:{port}"
+    meta = home / "airflow.db"
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            assert proc.poll() is None, (tmp_path / "standalone.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "airflow standalone did not come up"
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as r:
+                    health = json.load(r)
+                ready = health["scheduler"]["status"] == "healthy" and _rows(
+                    meta, "select count(*) from serialized_dag where dag_id = ?", [DAG_ID]
+                ) == [(1,)]
+            except (OSError, sqlite3.Error, KeyError):
+                ready = False
+            if ready:
+                break
+            time.sleep(2)
+        yield env, meta, work, url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        # LocalExecutor workers ignore SIGTERM while idle: make sure nothing outlives the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+        log.close()
+
+
+T0 = time.monotonic()
+
+
+def _mark(what: str) -> None:
+    print(f"TIMING {time.monotonic() - T0:6.1f} s {what}", flush=True)
+
+
+def _api(url: str, method: str, path: str, body: dict, token: str | None = None) -> dict:
+    request = urllib.request.Request(
+        url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"}
+        | ({"Authorization": f"Bearer {token}"} if token else {}),
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.load(r)
+
+
+def _airflow(env, *args: str) -> str:
+    out = subprocess.run(
+        [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def test_backfill_create_runs_three_months_serially_and_equals_povwatch_backfill(
+    standalone, tmp_path
+):
+    env, meta, work, url = standalone
+    _mark("standalone up")
+    # The pool, as `make airflow` creates it (through the REST API here: each CLI call costs
+    # seconds of start-up on a busy machine).
+    password = json.loads(
+        (Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text()
+    )["admin"]
+    token = _api(url, "POST", "/auth/token", {"username": "admin", "password": password})
+    auth = token["access_token"]
+    _api(url, "POST", "/api/v2/pools", {"name": "povwatch_warehouse", "slots": 1}, auth)
+    # Default concurrency (up to 10 runs at once): the pool and depends_on_past keep it serial.
+    # (Airflow requires a reprocess behaviour for a DAG whose tasks depend on the past.)
+    _airflow(
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        "2024-01-01T00:00:00+08:00",
+        "--to-date",
+        "2024-03-01T00:00:00+08:00",
+        "--reprocess-behavior",
+        "failed",
+    )
+    _api(url, "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, auth)
+    _mark("backfill created, DAG unpaused")
+
+    deadline = time.monotonic() + 300
+    while True:
+        runs = _rows(
+            meta,
+            "select run_id, state from dag_run where run_type = 'backfill' order by logical_date",
+        )
+        if len(runs) == 3 and all(state in ("success", "failed") for _, state in runs):
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(3)
+    assert [state for _, state in runs] == ["success"] * 3, runs
+    run_ids = [run_id for run_id, _ in runs]
+    _mark("backfill done")
+
+    # Serial and in order: the warehouse writers never overlapped, and each month's
+    # computation started after the previous month's had finished.
+    writers = _rows(
+        meta,
+        """
+        select run_id, task_id, start_date, end_date from task_instance
+        where task_id in ('compute_month', 'close_ledger') and run_id in (?, ?, ?)
+        order by start_date
+        """,
+        run_ids,
+    )
+    assert len(writers) == 6
+    for (_, _, _, end), (_, _, start, _) in zip(writers, writers[1:], strict=False):
+        assert end <= start, writers
+    computes = [(r, s, e) for r, t, s, e in writers if t == "compute_month"]
+    assert [r for r, _, _ in computes] == run_ids
+
+    # The povwatch ledger names each Airflow run.
+    with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
+        ledger = con.execute(
+            "select month, outcome, airflow_dag_id, airflow_run_id, airflow_try_number "
+            "from run_ledger order by month"
+        ).fetchall()
+    assert ledger == [(m, "success", DAG_ID, r, 1) for m, r in zip(MONTHS, run_ids, strict=True)]
+    print("\nLEDGER", *ledger, sep="\n")
+
+    # Identical to `povwatch backfill` over the same months.
+    cli = _data(tmp_path / "cli")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "backfill", "--from", MONTHS[0], "--to", MONTHS[-1]]
+        + ["--landing", str(cli / "landing"), "--db", str(cli / "warehouse.duckdb")]
+        + ["--outbox", str(cli / "outbox"), "--quiet"],
+        env={**os.environ, "POVWATCH_QUALITY": "off"},
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    _mark("povwatch backfill done")
+    for m in MONTHS:
+        assert warnings_csv(work / "warehouse.duckdb", Month.parse(m)) == warnings_csv(
+            cli / "warehouse.duckdb", Month.parse(m)
+        )
+    assert _outbox(work / "outbox") == _outbox(cli / "outbox")
