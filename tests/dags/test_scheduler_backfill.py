@@ -157,6 +157,7 @@ def _airflow(env, *args: str) -> str:
     return out.stdout
 
 
+@pytest.mark.slow
 def test_backfill_create_runs_three_months_serially_and_equals_povwatch_backfill(
     standalone, tmp_path
 ):
