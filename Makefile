@@ -64,9 +64,14 @@ airflow: install
 	airflow db migrate >/dev/null && \
 	airflow pools set povwatch_warehouse 1 "povwatch DuckDB writer: one at a time" >/dev/null && \
 	echo "pool povwatch_warehouse (1 slot) ready; starting airflow standalone (Ctrl-C stops it)" && \
-	{ ( until curl -sf "http://localhost:$(AIRFLOW_PORT)/api/v2/monitor/health" >/dev/null; do \
-	      kill -0 $$$$ 2>/dev/null || exit 0; sleep 2; done; \
-	    echo "Airflow UI:  http://localhost:$(AIRFLOW_PORT)   (log: $$AIRFLOW_HOME/standalone.log)"; \
-	    echo "login:       admin / $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated")"; \
-	    echo "DAGs:        povwatch_monthly, povwatch_feedback (paused; landing $$POVWATCH_LANDING)" ) & \
-	  exec airflow standalone > "$$AIRFLOW_HOME/standalone.log" 2>&1; }
+	{ setsid airflow standalone > "$$AIRFLOW_HOME/standalone.log" 2>&1 & pid=$$!; \
+	  stop() { trap - INT TERM EXIT; kill -TERM -- -$$pid 2>/dev/null; sleep 5; \
+	           kill -KILL -- -$$pid 2>/dev/null; exit 0; }; \
+	  trap stop INT TERM EXIT; \
+	  until curl -s -o /dev/null "http://localhost:$(AIRFLOW_PORT)/api/v2/monitor/health"; do \
+	    kill -0 $$pid 2>/dev/null || { tail -20 "$$AIRFLOW_HOME/standalone.log"; exit 1; }; sleep 2; done; \
+	  echo "Airflow UI:  http://localhost:$(AIRFLOW_PORT)   (log: $$AIRFLOW_HOME/standalone.log)"; \
+	  echo "login:       admin / $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated")"; \
+	  echo "DAGs:        povwatch_monthly, povwatch_feedback (paused; landing $$POVWATCH_LANDING)"; \
+	  echo "stop:        Ctrl-C (stops every Airflow process it started)"; \
+	  wait $$pid; }

@@ -19,7 +19,7 @@ arrive by the 5th) and for the month's `settlements/YYYY-MM/_SUCCESS` marker. Pa
 plus `POVWATCH_EXPORT_WAIT_DAYS` (default 10) without the marker the run fails with one line.
 `catchup=True` from `POVWATCH_START_MONTH` (default 2024-01).
 
-**One writer.** Tasks that write the warehouse (`compute_month`, `close_ledger`) take the
+**One writer.** Tasks that write the warehouse (`compute_month`, `deliver`, `close_ledger`) take the
 one-slot pool `povwatch_warehouse` (`make airflow` creates it; in production:
 `airflow pools set povwatch_warehouse 1 "povwatch DuckDB writer"`), so scheduled, manual and
 backfill runs queue instead of colliding on DuckDB's lock. Every task `depends_on_past`, so
@@ -349,19 +349,31 @@ def povwatch_monthly() -> None:
         return paths
 
     @task(trigger_rule="none_failed", outlets=[OUTBOX])
-    def deliver(
+    def write_summary(
         month: str, povwatch_run: str, outcome: str, params: dict[str, Any] | None = None, **context
     ) -> list[str]:
-        """The city summary and the manifest, once every county's 台账 is there."""
+        """The city summary and the manifest, once every county's 台账 is in the outbox."""
         from pipeline import run
 
         if outcome != "publishing":
-            log.info("%s: %s, nothing to deliver", month, outcome)
+            log.info("%s: %s, nothing to write", month, outcome)
             return []
-        paths = _call(run.deliver, month, _settings(params or {}), povwatch_run)
+        paths = _call(run.write_summary, month, _settings(params or {}), povwatch_run)
         context["outlet_events"][OUTBOX].extra = {"month": month, "run_id": povwatch_run}
-        log.info("%s: %d files delivered", month, len(paths))
+        log.info("%s: %d files in the outbox", month, len(paths))
         return paths
+
+    @task(pool=POOL)
+    def deliver(
+        month: str, povwatch_run: str, outcome: str, params: dict[str, Any] | None = None
+    ) -> list[dict]:
+        """The packages to their destinations (POVWATCH_DELIVERY); the delivery log is in the
+        warehouse, so this task holds the writer pool."""
+        from pipeline import run
+
+        if outcome != "publishing":
+            return []
+        return _call(run.deliver, month, _settings(params or {}), povwatch_run, log.info)
 
     @task(pool=POOL)
     def close_ledger(
@@ -389,9 +401,9 @@ def povwatch_monthly() -> None:
         "povwatch_run": computed["run_id"],
         "outcome": computed["outcome"],
     }
-    delivered = deliver(**run)
-    counties >> delivered
-    delivered >> close_ledger(**run)
+    summary = write_summary(**run)
+    counties >> summary
+    summary >> deliver(**run) >> close_ledger(**run)
 
 
 povwatch_monthly()

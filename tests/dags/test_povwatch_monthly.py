@@ -22,13 +22,14 @@ REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "povwatch_monthly"
 TZ = "Asia/Shanghai"
 FIXTURE = REPO / "tests" / "fixtures" / "jining-hebei-2024"
-WRITERS = {"compute_month", "close_ledger"}
+WRITERS = {"compute_month", "deliver", "close_ledger"}
 TASKS = {
     "resolve_month",
     "wait_for_exports",
     "compute_month",
     "counties_to_report",
     "write_county_reports",
+    "write_summary",
     "deliver",
     "close_ledger",
 }
@@ -95,7 +96,8 @@ def test_dag_shape_schedule_pool_retries_and_docs(dag):
         ("wait_for_exports", "compute_month"),
         ("compute_month", "counties_to_report"),
         ("counties_to_report", "write_county_reports"),
-        ("write_county_reports", "deliver"),
+        ("write_county_reports", "write_summary"),
+        ("write_summary", "deliver"),
         ("deliver", "close_ledger"),
     ]
     for up, down in order:
@@ -112,11 +114,11 @@ def test_dag_shape_schedule_pool_retries_and_docs(dag):
         assert task.on_failure_callback, task.task_id  # the SMTP notifier
         # Only warehouse writers hold the one-slot pool; county reports read Parquet.
         assert (task.pool == "povwatch_warehouse") == (task.task_id in WRITERS), task.task_id
-    for task_id in WRITERS | {"write_county_reports", "deliver"}:
+    for task_id in WRITERS | {"write_county_reports", "write_summary"}:
         task = dag.get_task(task_id)
         assert task.retries >= 3 and task.retry_exponential_backoff, task_id
     assert dag.get_task("wait_for_exports").mode == "reschedule"
-    assert {o.name for o in dag.get_task("deliver").outlets} == {"povwatch_outbox"}
+    assert {o.name for o in dag.get_task("write_summary").outlets} == {"povwatch_outbox"}
 
     # The timetable as the scheduler sees it: one calendar month per run, in Asia/Shanghai.
     timetable = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).timetable

@@ -209,12 +209,12 @@ def test_backfill_create_runs_three_months_serially_and_equals_povwatch_backfill
         meta,
         """
         select run_id, task_id, start_date, end_date from task_instance
-        where task_id in ('compute_month', 'close_ledger') and run_id in (?, ?, ?)
+        where task_id in ('compute_month', 'deliver', 'close_ledger') and run_id in (?, ?, ?)
         order by start_date
         """,
         run_ids,
     )
-    assert len(writers) == 6
+    assert len(writers) == 9
     for (_, _, _, end), (_, _, start, _) in zip(writers, writers[1:], strict=False):
         assert end <= start, writers
     computes = [(r, s, e) for r, t, s, e in writers if t == "compute_month"]
