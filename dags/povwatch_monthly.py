@@ -77,12 +77,11 @@ def _path(env: str, default: str) -> Path:
 
 
 # The month's deliverables, and the month's marts as Parquet (both on shared storage in a
-# scaled-out deployment). Events carry the month and the povwatch run id in their extra.
-OUTBOX = Asset(name="povwatch_outbox", uri=_path("POVWATCH_OUTBOX", "data/outbox").as_uri())
-PUBLISHED = Asset(
-    name="povwatch_published",
-    uri=(_path("POVWATCH_DB", "data/warehouse.duckdb").parent / "published").as_uri(),
-)
+# scaled-out deployment). Named, not addressed by path: a path read at parse time would make a
+# new asset whenever a deployment moves its folders. Events carry the month, the povwatch run
+# id and the folder in their extra.
+OUTBOX = Asset(name="povwatch_outbox")
+PUBLISHED = Asset(name="povwatch_published")
 
 _failure_mail = None
 _deadline = None
@@ -320,7 +319,11 @@ def povwatch_monthly() -> None:
             dry_run=bool(params.get("dry_run")),
         )
         if result.outcome == "publishing" or result.outcome == "success":
-            context["outlet_events"][PUBLISHED].extra = {"month": month, "run_id": result.run_id}
+            context["outlet_events"][PUBLISHED].extra = {
+                "month": month,
+                "run_id": result.run_id,
+                "path": str(settings.db.parent / "published" / settings.db.stem / month),
+            }
         return {
             "month": month,
             "run_id": result.run_id,
@@ -359,7 +362,11 @@ def povwatch_monthly() -> None:
             log.info("%s: %s, nothing to write", month, outcome)
             return []
         paths = _call(run.write_summary, month, _settings(params or {}), povwatch_run)
-        context["outlet_events"][OUTBOX].extra = {"month": month, "run_id": povwatch_run}
+        context["outlet_events"][OUTBOX].extra = {
+            "month": month,
+            "run_id": povwatch_run,
+            "path": str(_path("POVWATCH_OUTBOX", "data/outbox") / month),
+        }
         log.info("%s: %d files in the outbox", month, len(paths))
         return paths
 

@@ -50,6 +50,12 @@ def run_dag(dag, monkeypatch):
     return dag
 
 
+def conf(month: str | None, **switches) -> dict:
+    """Every param spelt out: dag.test() runs tasks in this process, where a previous run's
+    conf stays in the DAG's params."""
+    return {"month": month, "policy": [], "force": False, "dry_run": False, **switches}
+
+
 def data_folder(tmp_path: Path, months: list[str], monkeypatch) -> Path:
     """A copy of the example landing with `_SUCCESS` in ``months``; the DAG's paths point at it."""
     landing = tmp_path / "landing"
@@ -213,7 +219,7 @@ def test_a_month_run_through_the_dag_gives_the_expected_warnings(run_dag, tmp_pa
     import polars as pl
 
     work = data_folder(tmp_path, ["2024-03"], monkeypatch)
-    dagrun = run_dag.test(run_conf={"month": "2024-03"})
+    dagrun = run_dag.test(run_conf=conf("2024-03"))
     assert dagrun.state == "success", states(dagrun)
     assert set(states(dagrun).values()) == {"success"}
 
@@ -236,7 +242,7 @@ def test_a_month_run_through_the_dag_gives_the_expected_warnings(run_dag, tmp_pa
     assert rows == [("success", 11, DAG_ID, dagrun.run_id, 1)]
 
     # Run again without force: the month is delivered, nothing is recomputed.
-    again = run_dag.test(run_conf={"month": "2024-03"})
+    again = run_dag.test(run_conf=conf("2024-03"))
     assert again.state == "success"
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from run_ledger").fetchall() == [(1,)]
@@ -284,7 +290,7 @@ def test_a_run_whose_logical_date_is_not_its_interval_fails_at_once_and_mails(
         # (run_conf explicit: dag.test() runs tasks in this process, where a previous test's
         # conf is left in the DAG's params.)
         dagrun = run_dag.test(
-            logical_date=pendulum.datetime(2024, 4, 1, tz=TZ), run_conf={"month": None}
+            logical_date=pendulum.datetime(2024, 4, 1, tz=TZ), run_conf=conf(None)
         )
     finally:
         server.stop()
@@ -364,7 +370,7 @@ def test_a_locked_warehouse_is_retried_and_the_month_completes(run_dag, tmp_path
     try:
         assert holder.stdout.readline().strip() == b"ready"
         watcher.start()
-        dagrun = run_dag.test(run_conf={"month": "2024-02"})
+        dagrun = run_dag.test(run_conf=conf("2024-02"))
     finally:
         release.touch()
         holder.kill()
@@ -382,7 +388,39 @@ def test_a_locked_warehouse_is_retried_and_the_month_completes(run_dag, tmp_path
 def test_a_data_error_fails_at_once_without_retry(run_dag, tmp_path, monkeypatch):
     work = data_folder(tmp_path, ["2024-03"], monkeypatch)
     (work / "landing" / "settlements" / "2024-03" / "broken.csv").write_bytes(b"")
-    dagrun = run_dag.test(run_conf={"month": "2024-03"})
+    dagrun = run_dag.test(run_conf=conf("2024-03"))
     compute = dagrun.get_task_instance("compute_month")
     assert compute.state == "failed" and compute.try_number == 1
     assert dagrun.state == "failed"
+
+
+def test_a_dry_run_computes_and_writes_nothing_then_force_recomputes(
+    run_dag, tmp_path, monkeypatch
+):
+    import duckdb
+
+    work = data_folder(tmp_path, ["2024-03"], monkeypatch)
+    db = work / "warehouse.duckdb"
+    dry = run_dag.test(run_conf={"month": "2024-03", "dry_run": True, "force": False})
+    assert dry.state == "success", states(dry)
+    assert not (work / "outbox" / "2024-03").exists()
+    assert not (work / "published" / "warehouse" / "2024-03").exists()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select outcome, warnings from run_ledger").fetchall() == [
+            ("dry_run", 11)
+        ]
+        assert con.execute("select count(*) from mart_warnings").fetchall() == [(0,)]
+
+    real = run_dag.test(run_conf={"month": "2024-03", "dry_run": False, "force": False})
+    forced = run_dag.test(run_conf={"month": "2024-03", "dry_run": False, "force": True})
+    assert real.state == forced.state == "success"
+    with duckdb.connect(str(db), read_only=True) as con:
+        outcomes = con.execute(
+            "select outcome, airflow_run_id from run_ledger order by started_at"
+        ).fetchall()
+    assert outcomes == [
+        ("dry_run", dry.run_id),
+        ("success", real.run_id),
+        ("success", forced.run_id),
+    ]
+    assert warnings_in(db, "2024-03") == expected("2024-03")
