@@ -6,6 +6,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
+from pydantic import BaseModel
+
 from pipeline.labels import DEPARTMENTS, IDENTITIES, WARNING_TYPES
 from pipeline.policy.load import (
     Population,
@@ -15,13 +17,17 @@ from pipeline.policy.load import (
     missing_local_values,
 )
 from pipeline.policy.types import (
+    AgeAtMost,
     Assistance,
     Cap,
+    Citation,
     FixedDeductible,
     IncomeDeductible,
     LocalDeductible,
     NoDeductible,
     Ratio,
+    ReportDay,
+    Window,
 )
 
 _LEVEL = {"province": "全省", "city": "全市", "county": "本县（区）"}
@@ -32,7 +38,10 @@ def _population(p: Population) -> tuple[str, str]:
     if p.identities == "local":
         return "（由当地确定）", "left to the locality"
     if p.identities == "ordinary":
-        zh, en = "普通参保人员（无救助身份）", "ordinary insured (no assistance identity)"
+        zh, en = (
+            "普通参保人员（无救助身份；脱贫人口计入）",
+            "ordinary insured (no assistance identity; 脱贫人口 count as ordinary)",
+        )
     else:
         zh = "、".join(IDENTITIES[i] for i in p.identities)
         en = ", ".join(p.identities)
@@ -52,6 +61,39 @@ def _threshold(t: Threshold) -> tuple[str, str]:
         f"disposable income of the {t.income.level}"
     )
     return zh, en
+
+
+def _flag(c: Citation) -> str:
+    """How far a value is the document's own: assumed / inferred values are marked."""
+    if c.assumed:
+        return f"   ⚠ 假定 ASSUMED: {c.note}"
+    if c.inferred:
+        return f"   ⚠ 推断 INFERRED: {c.note}"
+    return f"   ({c.note})" if c.note else ""
+
+
+def _at(c: Citation) -> str:
+    return f"   [{c.clause}]{_flag(c)}"
+
+
+def _citations(value: object, path: str):
+    """(key path, citation) of every citation under a model, in file order."""
+    if isinstance(value, Citation):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _citations(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            dept = getattr(item, "department", None)
+            key = (
+                getattr(item, "id", None)
+                or (dept and f"{dept}:{item.warning_type}")
+                or getattr(item, "warning_type", None)
+                or getattr(item, "kind", None)
+                or str(i)
+            )
+            yield from _citations(item, f"{path}.{key}")
 
 
 class PolicyCheck(NamedTuple):
@@ -80,15 +122,22 @@ def check_text(path: Path) -> PolicyCheck:
     for v in p.versions:
         to = v.effective_to or "open"
         out.append("")
-        out.append(f"version {v.version}: {v.effective_from} .. {to}   [{v.cite.clause}]")
+        out.append(f"version {v.version}: {v.effective_from} .. {to}{_at(v.cite)}")
         for rule in v.monitoring:
             pop_zh, pop_en = _population(rule.population)
             thr_zh, thr_en = _threshold(rule.threshold)
             out.append(f"  {rule.rule_id} {WARNING_TYPES[rule.warning_type]} / {rule.warning_type}")
-            out.append(f"    对象 {pop_zh}   [{rule.population.cite.clause}]")
+            out.append(f"    对象 {pop_zh}{_at(rule.population.cite)}")
             out.append(f"    population: {pop_en}")
-            out.append(f"    标准 {thr_zh}   [{rule.threshold.cite.clause}]")
+            out.append(f"    标准 {thr_zh}{_at(rule.threshold.cite)}")
             out.append(f"    threshold: {thr_en}")
+            if not isinstance(rule.threshold.income, str):
+                out.append(
+                    f"    income: {rule.threshold.income.level} {rule.threshold.income.scope}{_at(rule.threshold.income.cite)}"
+                )
+            out.append(
+                f"    burden measure {rule.burden_measure}; window {rule.window}; unit {rule.unit}"
+            )
         for r in v.routing:
             cond = []
             if isinstance(r.identities, list):
@@ -98,10 +147,16 @@ def check_text(path: Path) -> PolicyCheck:
             out.append(
                 f"  推送 {DEPARTMENTS[r.department]} ← {WARNING_TYPES[r.warning_type]}"
                 + (f"（{'；'.join(cond)}）" if cond else "")
-                + f"   [{r.cite.clause}]"
+                + _at(r.cite)
             )
         if v.assistance is not None:
             out.extend(describe_assistance(v.assistance))
+        marked = [(k, c) for k, c in _citations(v, "version") if c.assumed or c.inferred]
+        if marked:
+            out.append("  ASSUMPTIONS and INFERENCES (not stated by the document):")
+            for key, c in marked:
+                kind = "assumed" if c.assumed else "inferred"
+                out.append(f"    - {kind}: {key} [{c.clause}]: {c.note}")
         missing = missing_local_values(v)
         if missing:
             out.append("  MISSING local values for the warnings (runs stop until supplied):")
@@ -142,7 +197,10 @@ def _pct(d: Decimal) -> str:
 
 def _deductible_text(d: NoDeductible | FixedDeductible | IncomeDeductible | LocalDeductible) -> str:
     if isinstance(d, NoDeductible):
-        return "不设起付标准"
+        text = "不设起付标准"
+        if d.where_not_ready is not None:
+            text += f"（暂不具备条件的：{_deductible_text(d.where_not_ready)}）"
+        return text
     if isinstance(d, LocalDeductible):
         return "起付标准由当地确定"
     if isinstance(d, FixedDeductible):
@@ -151,13 +209,17 @@ def _deductible_text(d: NoDeductible | FixedDeductible | IncomeDeductible | Loca
     scope = {"all": "居民", "urban": "城镇常住居民", "rural": "农村常住居民"}[d.income.scope]
     q = {"exact": "", "approx": "左右", "at_most": "（不高于）"}[d.qualifier]
     f = "（由当地确定）" if d.factor == "local" else _pct(d.factor)
-    return f"起付标准 {level}上年{scope}人均可支配收入 × {f}{q}"
+    when = "，发布次月起执行" if d.income.effective == "month_after_publication" else ""
+    return f"起付标准 {level}上年{scope}人均可支配收入 × {f}{q}{when}"
 
 
 def _ratio_text(r: Ratio) -> str:
     if r.value == "local":
         return "比例由当地确定"
-    return ("不低于 " if r.qualifier == "at_least" else "") + _pct(r.value)
+    text = ("不低于 " if r.qualifier == "at_least" else "") + _pct(r.value)
+    if r.where_not_ready is not None:
+        text += f"（暂不具备条件的不低于 {_pct(r.where_not_ready)}）"
+    return text
 
 
 def _cap_text(c: Cap) -> str:
@@ -167,36 +229,119 @@ def _cap_text(c: Cap) -> str:
     return text + (f"（共用 {c.group}）" if c.group else "")
 
 
+def _window_text(w: Window) -> str:
+    if w.kind == "calendar_year":
+        return "费用区间 自然年度"
+    month = "含" if w.include_application_month else "不含"
+    return f"费用区间 申请之月前 {w.months} 个月（{month}申请当月）"
+
+
+def _names(codes: list[str]) -> str:
+    return "、".join(IDENTITIES[x] for x in codes)
+
+
+def _parts(*items: tuple[str, Citation]) -> list[str]:
+    """Sub-lines naming each value's own clause (and marks)."""
+    return [f"      {label}{_at(c)}" for label, c in items]
+
+
 def describe_assistance(va: Assistance) -> list[str]:
-    """Lines (Chinese, with clauses) saying what the assistance section decides."""
+    """Lines (Chinese, with clauses) saying what the assistance section decides: every
+    encoded value, and marks on what is assumed or inferred."""
     out = ["  医疗救助 / medical assistance"]
+    if va.regions is None:
+        out.append("    适用地区 / binds: the policy's regions")
+    elif not va.regions:
+        out.append("    适用地区 / binds: no region until a `mode: narrow` overlay names the city")
+    else:
+        out.append(f"    适用地区 / binds: admdvs prefixes {', '.join(va.regions)}")
     for i, c in enumerate(va.categories, 1):
-        names = "、".join(IDENTITIES[x] for x in c.identities)
         how = "（依申请）" if c.by_application else ""
-        out.append(f"    {i}. {c.id} {c.label}: {names}{how}   [{c.cite.clause}]")
-    out.append(f"    多重身份就高   [{va.precedence.cite.clause}]")
+        out.append(f"    {i}. {c.id} {c.label}: {_names(c.identities)}{how}{_at(c.cite)}")
+    out.append(f"    多重身份就高{_at(va.precedence.cite)}")
     for t in va.identity_timing:
-        out.append(f"    身份时点 {t.kind}   [{t.cite.clause}]")
+        detail = ""
+        if isinstance(t, ReportDay):
+            hol = "，法定节假日顺延" if t.holiday_extension else ""
+            detail = f": 每月{t.day}日前报送{hol}，次月起生效"
+        elif getattr(t, "identities", None):
+            detail = f": {_names(t.identities)}"
+        out.append(f"    身份时点 {t.kind}{detail}{_at(t.cite)}")
     for r in va.rules:
-        who = f"{r.category}" + (
-            f"（{'、'.join(IDENTITIES[x] for x in r.identities)}）" if r.identities else ""
-        )
+        who = f"{r.category}" + (f"（{_names(r.identities)}）" if r.identities else "")
         out.append(
             f"    {r.id} {who} {'/'.join(r.scopes)}: {_deductible_text(r.deductible)}，"
-            f"{_ratio_text(r.ratio)}，{_cap_text(r.cap)}   [{r.cite.clause}]"
+            f"{_ratio_text(r.ratio)}，{_cap_text(r.cap)}   [{r.cite.clause}]{_flag(r.cite)}"
         )
+        out.extend(
+            _parts(
+                (f"起付 {_deductible_text(r.deductible)}", r.deductible.cite),
+                (f"比例 {_ratio_text(r.ratio)}", r.ratio.cite),
+                (f"限额 {_cap_text(r.cap)}", r.cap.cite),
+            )
+        )
+        if isinstance(r.deductible, NoDeductible) and r.deductible.where_not_ready:
+            out.extend(_parts(("暂不具备条件的起付标准", r.deductible.where_not_ready.cite)))
+        if r.window is not None:
+            out.extend(_parts((_window_text(r.window), r.window.cite)))
     for t in va.tiers:
         out.append(
             f"    {t.id} {t.label}: {_deductible_text(t.threshold)}，{_ratio_text(t.ratio)}，"
-            f"{_cap_text(t.cap)}   [{t.cite.clause}]"
+            f"{_cap_text(t.cap)}   [{t.cite.clause}]{_flag(t.cite)}"
         )
+        cats = "所有参保人" if t.categories == "any" else ", ".join(t.categories)
+        basis = "救助后" if t.measured_on == "after_assistance" else "基本医保、大病保险后"
+        out.append(
+            f"      {t.kind}; 对象 {cats}; 范围 {'/'.join(t.scopes)}; 以{basis}个人负担计"
+            + (f"; 条件 {', '.join(t.requires)}" if t.requires else "")
+        )
+        out.extend(
+            _parts(
+                (f"起付 {_deductible_text(t.threshold)}", t.threshold.cite),
+                (f"比例 {_ratio_text(t.ratio)}", t.ratio.cite),
+                (f"限额 {_cap_text(t.cap)}", t.cap.cite),
+            )
+        )
+        if t.window is not None:
+            out.extend(_parts((_window_text(t.window), t.window.cite)))
+        if t.retroactive is not None:
+            out.extend(_parts((f"追溯 {t.retroactive.from_year} 年起费用", t.retroactive.cite)))
     for b in va.bonuses:
         pts = "由当地确定" if b.points == "local" else f"+{(b.points * 100).normalize():f} 个百分点"
-        out.append(f"    {b.id} 比例 {pts} → {', '.join(b.applies_to)}   [{b.cite.clause}]")
+        when = (
+            f"{b.when.years} 周岁（含）以下"
+            if isinstance(b.when, AgeAtMost)
+            else f"条件 {b.when.name}"
+        )
+        scopes = f"，限 {'/'.join(b.scopes)}" if b.scopes else ""
+        out.append(
+            f"    {b.id} 比例 {pts} → {', '.join(b.applies_to)}（{when}{scopes}）{_at(b.cite)}"
+        )
     if va.exclusions:
-        out.append(f"    不纳入: {', '.join(va.exclusions.fields)}   [{va.exclusions.cite.clause}]")
-    if va.critical_illness_tilt:
-        out.append(f"    大病保险倾斜   [{va.critical_illness_tilt.cite.clause}]")
+        out.append(f"    不纳入: {', '.join(va.exclusions.fields)}{_at(va.exclusions.cite)}")
+    tilt = va.critical_illness_tilt
+    if tilt:
+        cut = (
+            "由当地确定"
+            if tilt.deductible_reduction == "local"
+            else _pct(tilt.deductible_reduction)
+        )
+        pts = (
+            "由当地确定"
+            if tilt.ratio_bonus_points == "local"
+            else f"+{(tilt.ratio_bonus_points * 100).normalize():f} 个百分点"
+        )
+        cap = {"none": "取消封顶线", "local": "封顶线由当地确定"}[tilt.cap]
+        drug = "；取消特药起付线" if tilt.special_drug_deductible_removed else ""
+        out.append(
+            f"    大病保险倾斜 {_names(tilt.identities)}: 起付线降低 {cut}，比例 {pts}，{cap}{drug}"
+            f"{_at(tilt.cite)}"
+        )
+        if tilt.ordinary is not None:
+            out.append(
+                f"      普通参保人: {_deductible_text(tilt.ordinary.deductible)}，"
+                f"{_ratio_text(tilt.ordinary.ratio)}{_at(tilt.ordinary.cite)}"
+            )
     for s in va.premium_subsidies:
         amount = {
             "full": "全额",
@@ -204,6 +349,5 @@ def describe_assistance(va: Assistance) -> list[str]:
             "fixed": f"{s.yuan} 元/年" if isinstance(s.yuan, Decimal) else "定额由当地确定",
             "local": "由当地确定",
         }[s.kind]
-        names = "、".join(IDENTITIES[x] for x in s.identities)
-        out.append(f"    资助参保 {s.id} {names}: {amount}   [{s.cite.clause}]")
+        out.append(f"    资助参保 {s.id} {_names(s.identities)}: {amount}{_at(s.cite)}")
     return out

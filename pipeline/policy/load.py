@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import PovwatchError, invalid, shown
 from pipeline.policy.types import (
+    ASSISTANCE_NET,
+    IDENTITY_CODES,
+    ORDINARY_IDENTITIES,
     Assistance,
     Citation,
     Department,
@@ -100,6 +103,19 @@ class PolicyVersion(Strict):
         kinds = [r.warning_type for r in self.monitoring]
         if len(kinds) != len(set(kinds)):
             raise ValueError(f"version {self.version}: one monitoring rule per warning type")
+        # Contract (identities): every identity is ordinary (脱贫人口), in a relapse rule's
+        # population or in the assistance net — nobody falls through both rules silently.
+        for rule in self.monitoring:
+            ident = rule.population.identities
+            if rule.warning_type == "relapse" and isinstance(ident, list):
+                covered = set(ident) | ASSISTANCE_NET | ORDINARY_IDENTITIES
+                gap = [i for i in IDENTITY_CODES if i not in covered]
+                if gap:
+                    raise ValueError(
+                        f"version {self.version}: {', '.join(gap)} would never be warned "
+                        "(neither in the relapse population nor in the assistance net nor "
+                        "ordinary)"
+                    )
         return self
 
     def in_force(self, day: dt.date) -> bool:
@@ -254,6 +270,9 @@ def _apply_overlay(base: dict, overlay: Overlay, path: Path) -> dict:
             if isinstance(node, list):
                 raise PovwatchError(f"{path}: overlay key {key!r} ends at a list")
             node[last] = _plain_copy(value)
+        if overlay.mode == "narrow" and isinstance(version.get("assistance"), dict):
+            # The user names the document's city: its own assistance amounts bind there.
+            version["assistance"]["regions"] = list(overlay.regions)
     merged["policy_id"] = overlay.overlay_id
     merged["title"] = overlay.title
     merged["document"] = f"{overlay.document}（补充 {base.get('document', overlay.extends)}）"
@@ -298,6 +317,25 @@ class PolicySet:
             if hit is not None:
                 return hit
         return None
+
+    def assistance_for(
+        self, admdvs: str, day: dt.date
+    ) -> tuple[LoadedPolicy, PolicyVersion, Assistance] | None:
+        """The assistance section that binds a region on a day, or None.
+
+        The region's policy (longest prefix) in the version in force, when its assistance
+        section's own ``regions`` (if it names any) bind the region too: Jining's amounts
+        bind 3708 only; the Hebei city's bind nothing until a ``mode: narrow`` overlay names
+        the city.
+        """
+        lp = self.for_region(admdvs)
+        version = lp.policy.version_at(day) if lp is not None else None
+        if lp is None or version is None or version.assistance is None:
+            return None
+        regions = version.assistance.regions
+        if regions is not None and not any(admdvs.startswith(r) for r in regions):
+            return None
+        return lp, version, version.assistance
 
 
 def missing_assistance_values(version: PolicyVersion) -> list[str]:

@@ -40,6 +40,14 @@ IdentityCode = Literal[
     "expense_poor",
 ]
 IDENTITY_CODES: tuple[str, ...] = get_args(IdentityCode)
+# Contract (identities): 脱贫人口 alone does not take a person out of the ordinary population
+# (they are 普通参保人员 for the impoverishment rule; their warnings go to 乡村振兴) …
+ORDINARY_IDENTITIES: frozenset[str] = frozenset({"tuopin"})
+# … and these are already in the assistance net (特困, 孤儿, 低保, 返贫致贫, 因病致贫, 支出型):
+# no warning. Every other identity must be in the relapse rule's population.
+ASSISTANCE_NET: frozenset[str] = frozenset(
+    {"tekun", "orphan", "dibao", "fanpin", "illness_poor", "expense_poor"}
+)
 Local = Literal["local"]
 Department = Literal["civil_affairs", "rural_revitalization"]
 WarningType = Literal["relapse", "impoverish"]
@@ -52,10 +60,25 @@ class Strict(BaseModel):
 
 
 class Citation(Strict):
-    """Where a value comes from: the source file and clause, with the words quoted."""
+    """Where a value comes from: the source file and clause, with the words quoted.
+
+    ``quote`` is the document's own words only (passages may be joined by …… or ；; a test
+    finds each in the seed text). Our words go in ``note``; ``inferred`` marks a value we
+    read into the text (not stated there), ``assumed`` one the text does not give at all
+    (e.g. an effective date): ``policy check`` shows both.
+    """
 
     clause: str = Field(min_length=2)
     quote: str | None = None
+    note: str | None = None
+    inferred: bool = False
+    assumed: bool = False
+
+    @model_validator(mode="after")
+    def _explained(self) -> Citation:
+        if (self.inferred or self.assumed) and not self.note:
+            raise ValueError("an inferred or assumed value needs a note saying why")
+        return self
 
 
 Scope = Literal["inpatient", "outpatient_chronic", "outpatient_special", "outpatient", "all"]

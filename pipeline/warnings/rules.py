@@ -20,6 +20,7 @@ import polars as pl
 from pipeline.errors import PovwatchError
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet, income_region, missing_local_values, threshold_fen
+from pipeline.policy.types import ORDINARY_IDENTITIES
 from pipeline.warnings.burden import BURDEN_MEASURES, MEASURE_COLUMNS
 
 RULE_SCHEMA = {
@@ -147,12 +148,24 @@ def identities_by_month(identities: pl.DataFrame, months: list[Month]) -> pl.Dat
     )
 
 
+def is_ordinary(column: str = "identities") -> pl.Expr:
+    """No identity in force but those that leave a person ordinary (contract: 脱贫人口 alone
+    is 普通参保人员 for the impoverishment rule)."""
+    return (
+        pl.col(column)
+        .list.eval(pl.element().filter(~pl.element().is_in(sorted(ORDINARY_IDENTITIES))))
+        .list.len()
+        == 0
+    )
+
+
 def in_population() -> pl.Expr:
-    """The rule's population holds: ``ordinary`` means no identity in force; otherwise any
-    of the rule's identities; and the insurance type, when the rule restricts it."""
+    """The rule's population holds: ``ordinary`` means no identity in force besides 脱贫人口;
+    otherwise any of the rule's identities; and the insurance type, when the rule restricts
+    it."""
     return (
         pl.when(pl.col("rule_ordinary"))
-        .then(pl.col("identities").list.len() == 0)
+        .then(is_ordinary())
         .otherwise(
             pl.col("identities").list.set_intersection(pl.col("rule_identities")).list.len() > 0
         )
@@ -232,12 +245,13 @@ def route_table(policies: PolicySet) -> pl.DataFrame:
 
 
 def route(warnings: pl.DataFrame, routes: pl.DataFrame) -> pl.DataFrame:
-    """One row per (warning, department) the policy routes it to."""
-    return (
+    """One row per (warning, department) the policy routes it to; an impoverishment warning
+    of a 脱贫人口 also goes to 乡村振兴 (contract: identities)."""
+    by_policy = (
         warnings.join(routes, on=["policy_id", "policy_version", "warning_type"], how="inner")
         .filter(
             pl.when(pl.col("route_ordinary"))
-            .then(pl.col("identities_list").list.len() == 0)
+            .then(is_ordinary("identities_list"))
             .when(pl.col("route_identities").is_not_null())
             .then(
                 pl.col("identities_list")
@@ -252,4 +266,12 @@ def route(warnings: pl.DataFrame, routes: pl.DataFrame) -> pl.DataFrame:
             )
         )
         .drop("route_ordinary", "route_identities", "route_rural")
+    )
+    tuopin = warnings.filter(
+        (pl.col("warning_type") == "impoverish") & pl.col("identities_list").list.contains("tuopin")
+    ).with_columns(pl.lit("rural_revitalization").alias("department"))
+    if tuopin.height == 0:
+        return by_policy
+    return pl.concat([by_policy, tuopin.select(by_policy.columns)]).unique(
+        ["month", "psn_no", "warning_type", "department"], maintain_order=True
     )

@@ -1,7 +1,7 @@
 """Every line of the contract's warning semantics, on hand-made landing folders.
 
 Numbers are computed by hand from the policy clauses:
-- 004 §六 (Jining, prefix 37): relapse > 50%, impoverish > 150% of Shandong's prior-year
+- 004 §六 (Jining, prefix 3708): relapse > 50%, impoverish > 150% of Shandong's prior-year
   all-resident income. 2022: 37 560 (published 2023-01-20); 2023: 39 890 (published
   2024-02-15) → January 2024 still uses 2022: 50% × 37 560 = 18 780.00, 150% = 56 340.00;
   from February 2024: 50% × 39 890 = 19 945.00, 150% = 59 835.00.
@@ -42,7 +42,8 @@ def _run(s: Settings, *months: str) -> None:
 
 
 def test_january_uses_the_income_in_force_not_the_latest(tmp_path):
-    # 004 §六 + §四(三): the 2023 figure (39 890) is published 2024-02-15, so January 2024
+    # 004 §六 + contract (income in force: published_on ≤ the month's last day): the 2023
+    # figure (39 890) is published 2024-02-15, so January 2024
     # is judged against 50% × 37 560 = 18 780.00 and February against 19 945.00.
     p = person("P1", "370811", seq=1)
     s = _settings(tmp_path)
@@ -410,5 +411,76 @@ def test_region_without_any_policy_fails_naming_file_row_column(tmp_path):
         run_month("2024-03", s)
     assert str(err.value) == (
         "persons/persons.csv row 2 column insuplc_admdvs: region 110101 has no policy "
+        "(no policy file binds a prefix of it); add one with --policy"
+    )
+
+
+# --- who is watched (contract, identities) and where a city's document binds ---------------
+
+
+def _routes(s: Settings, month: str) -> list[tuple]:
+    con = duckdb.connect(str(s.db), read_only=True)
+    try:
+        return con.sql(
+            "select psn_no, warning_type, department from mart_warning_routes "
+            "where month = ? order by all",
+            params=[month],
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_tuopin_alone_is_ordinary_for_the_impoverishment_rule(tmp_path):
+    # Contract: 脱贫人口 not under monitoring are 普通参保人员 for the impoverishment rule,
+    # their warnings go to 乡村振兴. 004 §六: 150% × 39 890 = 59 835.00 (March 2024):
+    # a 脱贫人口 with 90 000.00 of burden in Jining is warned (urban hukou: 民政 by the
+    # policy, 乡村振兴 by the contract). 脱贫人口 + 边缘易致贫户 is watched by the relapse
+    # rule (50% = 19 945.00), not the impoverishment one. 特困 and 因病致贫 are already
+    # in the assistance net: no warning.
+    tp = person("PT", "370811", seq=1, rural="0")
+    both = person("PB", "370811", seq=2)
+    tekun = person("PK", "370811", seq=3)
+    ill = person("PI", "370811", seq=4)
+    s = _settings(tmp_path)
+    rows = [
+        settlement(f"S{p['psn_no']}", p, "2024-03-10 09:00:00", "90000.00")
+        for p in (tp, both, tekun, ill)
+    ]
+    make_landing(
+        s.landing,
+        [tp, both, tekun, ill],
+        {"2024-03": rows},
+        identities=[
+            (tp["certno"], "tuopin", "2021-01-01", None),
+            (both["certno"], "tuopin", "2021-01-01", None),
+            (both["certno"], "monitor_edge", "2023-01-01", None),
+            (tekun["certno"], "tekun", "2020-01-01", None),
+            (ill["certno"], "illness_poor", "2024-01-01", None),
+        ],
+    )
+    _run(s, "2024-03")
+    got = [(w["psn_no"], w["warning_type"], w["threshold"]) for w in _warnings(s, "2024-03")]
+    assert got == [("PB", "relapse", "19945.00"), ("PT", "impoverish", "59835.00")]
+    assert _routes(s, "2024-03") == [
+        ("PB", "relapse", "rural_revitalization"),
+        ("PT", "impoverish", "civil_affairs"),
+        ("PT", "impoverish", "rural_revitalization"),
+    ]
+
+
+def test_qingdao_is_not_judged_by_jinings_document(tmp_path):
+    # 济政办发〔2022〕14号 binds Jining (3708), not all of Shandong: a Qingdao (3702) person
+    # stops the run with the contract's "no policy" error.
+    jn, qd = person("PJ", "370811", seq=1), person("PQ", "370211", seq=2)
+    s = _settings(tmp_path)
+    make_landing(
+        s.landing,
+        [jn, qd],
+        {"2024-03": [settlement("S1", qd, "2024-03-10 09:00:00", "90000.00")]},
+    )
+    with pytest.raises(PovwatchError) as err:
+        run_month("2024-03", s)
+    assert str(err.value) == (
+        "persons/persons.csv row 3 column insuplc_admdvs: region 370211 has no policy "
         "(no policy file binds a prefix of it); add one with --policy"
     )

@@ -37,10 +37,60 @@ def _write(tmp_path: Path, data: dict, name="p.yaml") -> Path:
 def test_longest_prefix_wins_and_unknown_regions_have_none():
     ps = PolicySet.load()
     assert ps.for_region("370811").policy.policy_id == "jining-2022-14"
+    # 济政办发〔2022〕14号 is Jining's (3708): Qingdao (3702) has no policy
+    assert ps.for_region("370211") is None
+    assert ps.for_region("370102") is None
     assert ps.for_region("130503").policy.policy_id == "hebei-city-2022"
     assert ps.for_region("610802").policy.policy_id == "yulin-2023-4"
     assert ps.for_region("610102") is None  # Xi'an: Yulin binds 6108 only
     assert ps.for_region("110101") is None
+
+
+def _policy_for(tmp_path: Path, policy_id: str, regions: list[str]) -> Path:
+    data = _jining_raw()
+    data.update(policy_id=policy_id, regions=regions)
+    return _write(tmp_path, data, f"{policy_id}.yaml")
+
+
+def test_nested_prefixes_the_longest_match_wins_whatever_the_file_order(tmp_path):
+    # A province-wide file (37) and a city file (3708) and a county file (370811):
+    # each region takes the longest prefix that binds it, not the first or the shortest.
+    province = _policy_for(tmp_path, "shandong", ["37"])
+    county = _policy_for(tmp_path, "rencheng", ["370811"])
+    for extra in ([province, county], [county, province]):
+        ps = PolicySet.load(extra)
+        assert ps.for_region("370811").policy.policy_id == "rencheng"
+        assert ps.for_region("370812").policy.policy_id == "jining-2022-14"
+        assert ps.for_region("370211").policy.policy_id == "shandong"
+        assert ps.for_region("37081").policy.policy_id == "jining-2022-14"
+
+
+def test_assistance_binds_only_where_its_section_says():
+    ps = PolicySet.load()
+    day = dt.date(2024, 6, 30)
+    # 004 §二–§五: the amounts are Jining's own (3708)
+    assert ps.assistance_for("370811", day)[0].policy.policy_id == "jining-2022-14"
+    assert ps.assistance_for("370211", day) is None  # Qingdao: no policy at all
+    # 003 never names its city: its monitoring binds the province (a provincial rule
+    # restated, §四(一)), its own assistance amounts bind nowhere …
+    assert ps.for_region("130503").policy.policy_id == "hebei-city-2022"
+    assert ps.assistance_for("130503", day) is None
+    # … until a user narrows the policy to the city
+    narrowed = PolicySet.load([EXAMPLES / "hebei-narrow-1305-overlay.yaml"])
+    lp, version, assistance = narrowed.assistance_for("130503", day)
+    assert lp.policy.policy_id == "hebei-city-1305" and assistance.regions == ["1305"]
+    assert narrowed.assistance_for("130102", day) is None
+    # provincial documents: the section binds wherever the policy does
+    assert ps.assistance_for("610802", day)[2].regions is None
+
+
+def test_a_relapse_population_that_leaves_an_identity_unwatched_is_rejected(tmp_path):
+    # Contract (identities): every identity is ordinary (脱贫人口), in a relapse population
+    # or in the assistance net — nobody falls through both rules silently.
+    data = _jining_raw()
+    data["versions"][0]["monitoring"][0]["population"]["identities"] = ["dibao_edge"]
+    with pytest.raises(PovwatchError, match="monitor_unstable, monitor_edge, monitor_sudden"):
+        load_policy(_write(tmp_path, data))
 
 
 def test_version_in_force_by_date():
@@ -71,6 +121,9 @@ def test_provincial_documents_name_exactly_the_values_left_to_the_locality():
     expected = [
         "monitoring.relapse.threshold.factor",
         "monitoring.relapse.threshold.income",
+        # the texts name only the relapse population: whom the impoverishment warning
+        # watches is the locality's to say (never invented as `ordinary`)
+        "monitoring.impoverish.population.identities",
         "monitoring.impoverish.threshold.factor",
         "monitoring.impoverish.threshold.income",
     ]
@@ -177,6 +230,16 @@ def test_policy_check_exit_codes_and_text():
     assert ok.returncode == 0
     assert "004 §六" in ok.stdout and "19945" not in ok.stdout
     assert "全省上年居民人均可支配收入 × 150%" in ok.stdout
+    assert "binds admdvs prefixes 3708" in ok.stdout
+    # outpatient special disease (门诊慢特病) is in scope, and the 12-month window shown
+    assert "JN-C1 cat1 inpatient/outpatient_chronic/outpatient_special" in ok.stdout
+    assert "申请之月前 12 个月（不含申请当月）" in ok.stdout
+    # the one reading of ours in Jining: rural impoverishment warnings also to 乡村振兴
+    marked = ok.stdout.split("(not stated by the document):")[1].strip().splitlines()
+    assert marked[0].startswith(
+        "- inferred: version.routing.rural_revitalization:impoverish.cite [004 §六 / §九(二)]"
+    )
+    assert not [line for line in marked[1:] if line.strip().startswith("- ")]
     incomplete = _cli("policy", "check", "policies/jilin-220000.yaml")
     assert incomplete.returncode == 3
     assert "monitoring.relapse.threshold.factor" in incomplete.stdout
@@ -205,6 +268,21 @@ def test_policy_check_exit_codes_and_text():
         _cli("policy", "check", "--require-assistance", "policies/jilin-220000.yaml").returncode
         == 3
     )
+    # Jilin names no effective date; Guangdong's ranking and Hebei's 2023+ major-illness
+    # threshold are our reading: policy check says so
+    assert "ASSUMED: the text names no effective date" in incomplete.stdout
+    guangdong = _cli("policy", "check", "policies/guangdong-440000.yaml").stdout
+    assert "version 2022-12: 2022-12-27" in guangdong  # 002: 2022年12月27日印发
+    assert "inferred: version.assistance.precedence.cite" in guangdong
+    hebei = _cli("policy", "check", "policies/hebei-city-13.yaml").stdout
+    assert "inferred: version.assistance.tiers.HB-MAJOR.threshold.cite" in hebei
+    assert "binds: no region until a `mode: narrow` overlay" in hebei
+    # where-not-ready values, tier conditions and bonus conditions are all shown
+    jilin = incomplete.stdout
+    assert "暂不具备条件的：起付标准 本市上年居民人均可支配收入 × 5%（不高于）" in jilin
+    assert "暂不具备条件的不低于 40%" in jilin
+    assert "条件 referred_in_province" in jilin
+    assert "14 周岁（含）以下" in jilin
     broken = _cli("policy", "check", "pyproject.toml")
     assert broken.returncode == 1 and broken.stderr.count("\n") == 1
 
