@@ -54,6 +54,10 @@ FormatCsv = Annotated[
     str, typer.Option("--format", metavar="csv", help="output format: csv (any case)")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")]
+RequireComplete = Annotated[
+    bool,
+    typer.Option("--require-complete", help="stop when an export folder has no _SUCCESS marker"),
+]
 
 # Exit codes: 0 success; 1 a failure (one line on stderr); 2 a usage error (a bad or missing
 # option value); 3 `policy check`: monitoring values missing; 4 `policy check
@@ -106,13 +110,16 @@ def run(
     outbox: Outbox = DEFAULT_OUTBOX,
     policy: Policies = None,
     quiet: Quiet = False,
+    require_complete: RequireComplete = False,
 ) -> None:
     """One monthly run: ingest, validate, compute, warn, report."""
     from pipeline.run import run_month
 
     m = _month(month)
     _require_landing(landing)
-    result = run_month(m, _settings(landing, db, outbox, policy, quiet))
+    settings = _settings(landing, db, outbox, policy, quiet)
+    settings = settings.model_copy(update={"require_complete": require_complete})
+    result = run_month(m, settings)
     typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
 
 
@@ -125,6 +132,7 @@ def backfill(
     outbox: Outbox = DEFAULT_OUTBOX,
     policy: Policies = None,
     quiet: Quiet = False,
+    require_complete: RequireComplete = False,
 ) -> None:
     """The monthly run for each month in order, with what was in force then."""
     from pipeline.run import run_month
@@ -134,6 +142,7 @@ def backfill(
         raise usage_error("--to", f"{last} is before --from {first}")
     _require_landing(landing)
     settings = _settings(landing, db, outbox, policy, quiet)
+    settings = settings.model_copy(update={"require_complete": require_complete})
     for m in first.through(last):
         result = run_month(m, settings)
         typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
@@ -467,6 +476,59 @@ def followup(
     finally:
         con.close()
     sys.stdout.buffer.write(frame.write_csv(line_terminator="\r\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
+# --- quarantine (contract: `povwatch quarantine --month M --format csv`) -----------------------
+
+QUARANTINE_HEADER = "export_month,source_file,source_row,reason,column"
+
+
+def quarantine_csv(db: Path, month: Month) -> str:
+    """The rows quarantined from the exports up to ``month`` as the contract's CSV, sorted by
+    export_month, source_file, source_row."""
+    from pipeline.store.warehouse import connect
+
+    con = connect(db, read_only=True)
+    try:
+        # A run of M or a later month has staged (and classified) every export up to M.
+        ran = con.execute(
+            "select count(*) from run_ledger where month >= ? "
+            "and outcome in ('success', 'publishing')",
+            [str(month)],
+        ).fetchall()[0][0]
+        if not ran:
+            raise PovwatchError(
+                f"{db}: month {month} has not been run yet (povwatch run --month {month})"
+            )
+        frame = con.sql(
+            """
+            select export_month, source_file, source_row, reason, reason_column as "column"
+            from stg_settlements
+            where status = 'quarantined' and export_month <= ?
+            order by export_month, source_file, source_row
+            """,
+            params=[str(month)],
+        ).pl()
+    finally:
+        con.close()
+    body = frame.write_csv(include_header=True, line_terminator="\r\n")
+    assert body.splitlines()[0] == QUARANTINE_HEADER
+    return body
+
+
+@app.command()
+def quarantine(
+    month: ShownMonth,
+    format: FormatCsv = "csv",
+    landing: UnusedLanding = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: UnusedOutbox = DEFAULT_OUTBOX,
+) -> None:
+    """Print the rows quarantined from the exports up to a month (CSV, the contract's header)."""
+    _choice(format, "--format", ("csv",))
+    m = _month(month)
+    sys.stdout.buffer.write(quarantine_csv(db, m).encode("utf-8"))
     sys.stdout.flush()
 
 

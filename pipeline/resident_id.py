@@ -23,6 +23,9 @@ MIN_BIRTH_YEAR = 1900
 MAX_BIRTH_YEAR = 2099
 
 _SHAPE = re.compile(r"[0-9]{17}[0-9Xx]")
+# A resident id as a spreadsheet leaves it when it took it for a number: 3.70811E+17,
+# 370811196302090000 (15 significant digits), 370811196302090085.0 (a regex, full match).
+NUMERIC_LOOKING = r"[0-9]+(\.[0-9]*)?[eE][+]?[0-9]+|[0-9]+\.[0-9]*|[0-9]{15}000"
 _FIRST17 = re.compile(r"[0-9]{17}")
 
 

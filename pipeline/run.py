@@ -40,6 +40,7 @@ from pipeline.ingest.load import (
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
+from pipeline.quality import quarantine
 from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import finish_reports, report_counties, write_county_ledgers
 from pipeline.settings import Settings
@@ -288,6 +289,7 @@ def _run(
     report = IngestReport()
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
+    quarantine.check_reference(con)  # a mostly invalid registry stops the month
     checkpoint("after_reference")
     months = Month(m.year, 1).through(m)
     registry = con.sql(
@@ -315,6 +317,7 @@ def _run(
     rules = resolve_rules(policies, regions_months, income, where)
 
     files = _ingest_and_stage(con, m, settings, report, say)
+    quarantine.check_month(con, str(m))  # a mostly quarantined export stops the month
     gates = os.environ.get("POVWATCH_QUALITY", "on") != "off"
     checks = []
     if gates:
@@ -383,7 +386,7 @@ def _ingest_and_stage(
     say: Progress,
 ) -> list[dict]:
     say(f"[{m}] ingesting settlement exports up to {m}")
-    ingest_settlements(con, settings.landing, m, report)
+    ingest_settlements(con, settings.landing, m, report, settings.require_complete)
     checkpoint("after_ingest")
     staged = classify_settlements(con, m, report)
     checkpoint("after_staging")

@@ -28,3 +28,5 @@ class Settings(BaseModel):
         description="delivery file (destinations per department, overdue_after_days); "
         "default: $POVWATCH_DELIVERY, else the local outbox only",
     )
+    # contract: with --require-complete an export folder without `_SUCCESS` stops the run
+    require_complete: bool = False

@@ -155,3 +155,14 @@ def make_landing(
     for month, rows in settlements.items():
         write_csv(root / "settlements" / month / f"setl_{month}.csv", SETTLEMENT_HEADER, rows)
     return root
+
+
+def lenient_quarantine_gate(folder: Path) -> Path:
+    """A quality-bands file whose quarantine gate never stops, for tests of single bad rows
+    in tiny exports (one quarantined row of five is 20%, over the contract's 5% limit).
+    Use: ``monkeypatch.setenv("POVWATCH_QUALITY_BANDS", str(lenient_quarantine_gate(tmp)))``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "bands-lenient.yaml"
+    path.write_text("quarantine:\n  max_share: 1.0\n  reference_max_share: 1.0\n")
+    return path

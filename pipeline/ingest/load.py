@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import duckdb
 import polars as pl
@@ -21,7 +22,8 @@ import yaml
 from pipeline.errors import PovwatchError, shown
 from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
 from pipeline.months import Month
-from pipeline.policy.types import IDENTITY_CODES
+from pipeline.policy.types import IDENTITY_CODES, Department
+from pipeline.resident_id import NUMERIC_LOOKING, valid_mask_expr
 from pipeline.store.warehouse import resource_dir, sql
 
 SETTLEMENTS = FileSpec(
@@ -98,6 +100,7 @@ INCOME = FileSpec(
 )
 
 _MONTH_DIR = re.compile(r"^\d{4}-\d{2}$")
+SUCCESS_MARKER = "_SUCCESS"  # written last into an export folder by the platform's extract job
 _DATE_TOKEN = re.compile(r"(?<!\d)(20\d{2})[-_]?(0[1-9]|1[0-2])(?:[-_]?([0-3]\d))?(?!\d)")
 
 
@@ -120,20 +123,38 @@ def export_folders(landing: Path, month: Month) -> dict[str, list[Path]]:
     if root.is_dir():
         for d in sorted(root.iterdir()):
             if d.is_dir() and _MONTH_DIR.match(d.name) and d.name <= str(month):
-                out[d.name] = list_files(d)
+                out[d.name] = [f for f in list_files(d) if f.name != SUCCESS_MARKER]
     return out
 
 
 def ingest_settlements(
-    con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    month: Month,
+    report: IngestReport,
+    require_complete: bool = False,
 ) -> None:
-    """(Re)read every export folder up to ``month`` whose files changed since last read."""
+    """(Re)read every export folder up to ``month`` whose files changed since last read.
+
+    ``require_complete``: every folder up to ``month`` must hold the platform's ``_SUCCESS``
+    marker (written last by its extract job), else the run stops naming the folder.
+    """
     folders = export_folders(landing, month)
     if not folders.get(str(month)):
         raise PovwatchError(
             f"{shown(landing / 'settlements' / str(month))}: no settlement export for {month} "
             "(the folder is missing or empty)"
         )
+    if require_complete:
+        incomplete = [
+            em for em in folders if not (landing / "settlements" / em / SUCCESS_MARKER).is_file()
+        ]
+        if incomplete:
+            raise PovwatchError(
+                f"{shown(landing / 'settlements' / incomplete[0])}: export incomplete: no "
+                f"{SUCCESS_MARKER} marker (--require-complete)"
+                + (f"; also {', '.join(incomplete[1:])}" if incomplete[1:] else "")
+            )
     known: dict[str, set[tuple[str, str]]] = {}
     for export_month, source_file, digest in con.execute(
         "select export_month, source_file, sha256 from ingested_files where export_month <= ?",
@@ -272,14 +293,21 @@ def _record_ref(con, report: IngestReport, kind: str, result: ReadResult, reject
 
 
 def _reject(con, kind: str, result: ReadResult, bad: pl.DataFrame) -> int:
-    """Store rejected reference rows (source_row, reason, reason_column) and count them."""
+    """Store rejected reference rows (source_row, reason, reason_column) and count them;
+    for a rejected resident id, whether it looks like a spreadsheet number (not the id)."""
     if bad.height:
+        numeric = (
+            pl.col("certno").str.contains(f"^(?:{NUMERIC_LOOKING})$").fill_null(False)
+            if "certno" in bad.columns
+            else pl.lit(False)
+        )
         frame = bad.select(
             pl.lit(kind).alias("kind"),
             pl.lit(result.rel).alias("source_file"),
             "source_row",
             "reason",
             "reason_column",
+            ((pl.col("reason") == "bad_certno") & numeric).alias("numeric_id"),
         )
         con.register("rej_batch", frame.to_arrow())
         con.execute("insert into ref_rejects by name select * from rej_batch")
@@ -294,6 +322,17 @@ def _first_failure(checks: list[tuple[pl.Expr, str, str]]) -> tuple[pl.Expr, pl.
         reason = pl.when(cond).then(pl.lit(code)).otherwise(reason)
         column = pl.when(cond).then(pl.lit(col)).otherwise(column)
     return reason.alias("reason"), column.alias("reason_column")
+
+
+def _date(text: pl.Expr) -> pl.Expr:
+    """A date as exported or as a spreadsheet writes it (2024-03-31, 2024/03/31, 20240331,
+    2024-03-31 00:00:00); null when it is none of these."""
+    head = text.str.strip_chars().str.slice(0, 10)
+    return pl.coalesce(
+        head.str.to_date("%Y-%m-%d", strict=False),
+        head.str.to_date("%Y/%m/%d", strict=False),
+        text.str.strip_chars().str.to_date("%Y%m%d", strict=False),
+    )
 
 
 def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> None:
@@ -321,10 +360,22 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
                 (pl.col("hh_id").is_null(), "missing_value", "hh_id"),
                 (pl.col("insuplc_admdvs").is_null(), "missing_value", "insuplc_admdvs"),
                 (~pl.col("insuplc_admdvs").str.contains(r"^\d{6}$"), "bad_code", "insuplc_admdvs"),
+                (~valid_mask_expr(pl.col("certno")).fill_null(True), "bad_certno", "certno"),
+                (
+                    pl.col("insutype").is_not_null()
+                    & ~pl.col("insutype").str.contains(r"^[0-9]{2,6}$"),
+                    "bad_code",
+                    "insutype",
+                ),
                 (
                     pl.col("rural").is_not_null() & ~pl.col("rural").is_in(["0", "1"]),
                     "bad_flag",
                     "rural",
+                ),
+                (
+                    pl.col("brdy").is_not_null() & _date(pl.col("brdy")).is_null(),
+                    "bad_date",
+                    "brdy",
                 ),
             ]
         )
@@ -400,6 +451,7 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
                     "missing_value",
                     "certno",
                 ),
+                (~valid_mask_expr(pl.col("certno")).fill_null(True), "bad_certno", "certno"),
                 (pl.col("psn_no").is_null(), "unknown_person", "certno"),
                 (~pl.col("psn_no").is_in(people["psn_no"].implode()), "unknown_person", "psn_no"),
                 (pl.col("_begin").is_null(), "bad_date", "begin_date"),
@@ -409,6 +461,12 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
                     "end_date",
                 ),
                 (pl.col("_end") < pl.col("_begin"), "bad_date", "end_date"),
+                (
+                    pl.col("source_dept").is_not_null()
+                    & ~pl.col("source_dept").is_in(list(get_args(Department))),
+                    "bad_code",
+                    "source_dept",
+                ),
             ]
         )
         checked = frame.with_columns(reason, column)

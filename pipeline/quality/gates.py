@@ -37,6 +37,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import PovwatchError, invalid
+from pipeline.quality.quarantine import QuarantineLimits
+from pipeline.quality.quarantine import cause as quarantine_cause
 from pipeline.store.warehouse import resource_dir, sql
 
 INPUT_SUITES = ("stg_settlements", "ref_persons", "ref_identities", "ref_income")
@@ -150,6 +152,7 @@ class QualityBands(BaseModel):
     min_previous_months: int = Field(default=3, ge=1)
     row_count: Band = Band(low=0.5, high=2.0, min_median_rows=50)
     medfee_loaded: Band = Band(low=0.5, high=2.0, min_median_rows=10_000)
+    quarantine: QuarantineLimits = QuarantineLimits()
 
     @classmethod
     def load(cls, path: Path | None = None) -> QualityBands:
@@ -412,7 +415,13 @@ def check_inputs(
     for table in INPUT_SUITES[1:]:
         results += validate_frame(table, read_frame(con, table))
     if raise_on_failure:
-        gate(results, month)
+        # A failed check of the month's settlements may be a symptom of rows quarantined
+        # (a cost band falls when most rows are set aside): then the message names that.
+        failed = [r for r in results if not r.success]
+        why = None
+        if failed and failed[0].suite == "stg_settlements":
+            why = quarantine_cause(con, month, at_least=CAUSE_SHARE)
+        gate(results, month, cause=why)
     return results
 
 
@@ -427,8 +436,13 @@ def check_outputs(
     return results
 
 
-def gate(results: list[CheckResult], month: str) -> None:
-    """Raise QualityGateError naming the first failed check (one line), if any failed."""
+# A month's quarantined share above which a failed settlement check is blamed on it.
+CAUSE_SHARE = 0.01
+
+
+def gate(results: list[CheckResult], month: str, cause: str | None = None) -> None:
+    """Raise QualityGateError naming the first failed check (one line), if any failed;
+    ``cause``, when known, leads the message (the cause before the symptom)."""
     failed = [r for r in results if not r.success]
     if not failed:
         return
@@ -439,8 +453,9 @@ def gate(results: list[CheckResult], month: str) -> None:
     else:
         what = f": {first.description or _subject(first.check)}: {first.observed}"
     more = f" (and {len(failed) - 1} more failed checks)" if len(failed) > 1 else ""
+    lead = f"{cause}; so " if cause else ""
     raise QualityGateError(
-        f"quality gate failed: {first.suite} {month}{what} — {expectation}{more}", results
+        f"{lead}quality gate failed: {first.suite} {month}{what} — {expectation}{more}", results
     )
 
 

@@ -131,6 +131,9 @@ create table if not exists ref_rejects (
     reason varchar not null,
     reason_column varchar
 );
+-- A rejected resident id that looks like a spreadsheet number (3.70811E+17): the cause to
+-- name when most of a file is rejected (the id itself is never kept here).
+alter table ref_rejects add column if not exists numeric_id boolean;
 
 create table if not exists ref_files (
     kind varchar not null,

@@ -9,7 +9,9 @@ import pytest
 
 from pipeline.resident_id import check_char, check_char_expr, is_valid, valid_mask_expr
 
-EXAMPLE_PERSONS = Path("/work/shared/examples/jining-hebei-2024/landing/persons/persons.csv")
+# The shared folder beside the checkout (../shared), never an absolute machine path.
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+EXAMPLE_PERSONS = SHARED / "examples" / "jining-hebei-2024" / "landing" / "persons" / "persons.csv"
 
 # (first 17 digits, check character) worked by hand:
 # Σ digit × (7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2) mod 11 -> 1,0,X,9,8,7,6,5,4,3,2
