@@ -290,3 +290,20 @@ def test_bad_input_is_a_one_line_error(outbox: Path) -> None:
     with pytest.raises(PovwatchError, match="not a month"):
         write_reports(routed(), "2024-13", outbox)
     assert not (outbox / "2024-04").exists()
+
+
+def test_a_cell_starting_with_equals_stays_text(outbox: Path) -> None:
+    # Names and ids come from the departments' files: one starting with '=', '+' or '@'
+    # must be written as the text it is, never as a formula (formula injection).
+    evil = '=HYPERLINK("http://example.invalid","点击")'
+    rows = [
+        ("=1+1", "+H9", "370811", "relapse", "R-RELAPSE-1", 1994501, 1000000, "2024-03", "new",
+         "civil_affairs", evil, "370811195001011234", "dibao_edge", "390", 1, 1, 1),
+    ]  # fmt: skip
+    write_reports(routed(rows), MONTH, outbox)
+    path = outbox / MONTH / ledger_rel("civil_affairs", "370811", "任城区")
+    ws = openpyxl.load_workbook(path).worksheets[0]
+    cells = {ws.cell(2, c).value: ws.cell(3, c) for c in range(1, ws.max_column + 1)}
+    for header, value in [("姓名", evil), ("个人编号", "=1+1"), ("户号", "+H9")]:
+        assert cells[header].value == value
+        assert cells[header].data_type == "s", header  # a string, not a formula ('f')
