@@ -327,3 +327,26 @@ def _write_text(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_an_overlay_supplies_the_effective_date_the_text_does_not_give(tmp_path):
+    # 000 names no effective date: 2022-01-01 is assumed (and said so) until a local file
+    # states it, with its own clause
+    base = load_policy(REPO / "policies" / "jilin-220000.yaml").policy.versions[0]
+    assert base.effective_from == dt.date(2022, 1, 1) and base.cite.assumed
+    data = {
+        "kind": "overlay",
+        "overlay_id": "jilin-dated",
+        "title": "x",
+        "document": "x",
+        "extends": "jilin-2022-16",
+        "regions": ["22"],
+        "set": {
+            "effective_from": dt.date(2022, 6, 1),
+            "cite": {"clause": "示例 第九条", "quote": "自2022年6月1日起施行"},
+        },
+    }
+    version = load_policy(_write(tmp_path, data)).policy.versions[0]
+    assert version.effective_from == dt.date(2022, 6, 1) and not version.cite.assumed
+    assert version.in_force(dt.date(2022, 6, 1))
+    assert not version.in_force(dt.date(2022, 5, 31))
