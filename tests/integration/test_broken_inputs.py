@@ -264,3 +264,40 @@ def test_the_cli_takes_require_complete(tmp_path):
     assert out.stderr.decode().endswith(
         "export incomplete: no _SUCCESS marker (--require-complete)\n"
     )
+
+
+def test_a_cost_band_failing_because_rows_were_quarantined_says_so(tmp_path, monkeypatch):
+    # With the quarantine limit raised (so that gate lets the month through), a May export
+    # whose ids were mangled in 80 of 100 rows loads a fifth of the usual cost: the cost
+    # band fails, and the message names the cause (the quarantine) before the symptom.
+    monkeypatch.setenv("POVWATCH_QUALITY", "on")
+    bands = tmp_path / "bands.yaml"
+    bands.write_text(
+        "min_previous_months: 3\nmedfee_loaded:\n  min_median_rows: 0\n"
+        "quarantine:\n  max_share: 1.0\n"
+    )
+    monkeypatch.setenv("POVWATCH_QUALITY_BANDS", str(bands))
+    people = [person(f"P{i:02d}", "370811", seq=i) for i in range(20)]
+
+    def month_rows(month: str) -> list[dict]:
+        return [
+            settlement(f"S{month[-2:]}{i:03d}", people[i % 20], f"{month}-10 09:00:00", "100.00")
+            for i in range(100)
+        ]
+
+    exports = {m: month_rows(m) for m in ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05")}
+    for r in exports["2024-05"][:80]:
+        r["certno"] = "3.70811E+17"
+    s = _settings(tmp_path)
+    make_landing(s.landing, people, exports)
+    for m in ("2024-01", "2024-02", "2024-03", "2024-04"):
+        run_month(m, s)
+    with pytest.raises(PovwatchError) as err:
+        run_month("2024-05", s)
+    msg = str(err.value)
+    assert msg.startswith(
+        "80 of 100 rows of 2024-05 (80%) were quarantined, mostly bad_certno: 80 of 100 rows "
+        "(80%) in setl_2024-05.csv column certno — resident ids look numeric: was the file "
+        "saved through a spreadsheet?; so quality gate failed: stg_settlements 2024-05"
+    ), msg
+    assert "medfee_sumamt" in msg and "\n" not in msg
