@@ -290,6 +290,8 @@ def _run(
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
     quarantine.check_reference(con)  # a mostly invalid registry stops the month
+    for f in (f for f in report.reference_files if f["rejected"]):
+        say(f"[{m}] {f['file']}: read {f['rows']}, rejected {f['rejected']} (see ref_rejects)")
     checkpoint("after_reference")
     months = Month(m.year, 1).through(m)
     registry = con.sql(

@@ -141,6 +141,19 @@ class Policy(Strict):
                 raise ValueError(f"versions {a.version} and {b.version} overlap")
         return ordered
 
+    @model_validator(mode="after")
+    def _assistance_within(self) -> Policy:
+        # An assistance section binds where its own regions and the policy's overlap: a
+        # region overlapping none of the policy's would bind nothing (a typo, say 3709).
+        for v in self.versions:
+            for r in (v.assistance.regions or []) if v.assistance else []:
+                if not any(r.startswith(p) or p.startswith(r) for p in self.regions):
+                    raise ValueError(
+                        f"version {v.version}: assistance region {r} is outside the policy's "
+                        f"regions ({', '.join(self.regions)})"
+                    )
+        return self
+
     def version_at(self, day: dt.date) -> PolicyVersion | None:
         return next((v for v in self.versions if v.in_force(day)), None)
 

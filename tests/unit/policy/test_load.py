@@ -170,6 +170,10 @@ def test_narrow_overlay_unbinds_the_base():
             "versions.0.monitoring.0.threshold.factor",
         ),
         (lambda d: d.update(regions=["37x"]), "regions.0"),
+        (
+            lambda d: d["versions"][0]["assistance"].update(regions=["3709"]),
+            "(top level)",
+        ),
         (lambda d: d.update(colour="red"), "colour"),
     ],
     ids=[
@@ -178,6 +182,7 @@ def test_narrow_overlay_unbinds_the_base():
         "overlapping-versions",
         "factor-too-big",
         "bad-prefix",
+        "assistance-region-outside",
         "unknown-key",
     ],
 )
