@@ -91,8 +91,12 @@ class MainReason:
 
 
 def _pct(part: int, whole: int) -> str:
+    """91% for 21109 of 23169; one decimal below 10% and where rounding would show 100%."""
     share = 100 * part / whole if whole else 0.0
-    return f"{share:.0f}%" if share >= 10 or share == int(share) else f"{share:.1f}%"
+    whole_pct = f"{share:.0f}"
+    if share == int(share) or (share >= 10 and whole_pct != "100"):
+        return f"{whole_pct}%"
+    return f"{share:.1f}%"
 
 
 def limits() -> QuarantineLimits:
