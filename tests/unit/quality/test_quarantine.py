@@ -150,7 +150,7 @@ def test_a_mostly_invalid_registry_stops_the_run(con):
 
 def test_a_few_rejected_registry_rows_are_recorded_not_fatal(con):
     _reference(con, "persons", 10, [("bad_date", "brdy", False)] * 5)  # 50%: not over
-    _reference(con, "identities", 4, [("unknown_person", "certno", False)])
+    _reference(con, "identities", 4, [("bad_date", "begin_date", False)])
     quarantine.check_reference(con, LIMIT)
     # a second identities file, all unknown codes: 5 of 8 identity rows = 62.5% > 50%
     _reference(con, "identities", 4, [("unknown_identity", "identity", False)] * 4, "more")
@@ -160,3 +160,14 @@ def test_a_few_rejected_registry_rows_are_recorded_not_fatal(con):
         "unknown_identity: 4 of 4 rows (100%) in more.csv column identity — identity codes"
     )
     assert str(err.value).endswith("(identities: 62% of the rows rejected, limit 50%)")
+
+
+def test_identities_of_persons_insured_elsewhere_do_not_count_against_the_file(con):
+    # 民政's list names people the registry does not hold: recorded, not a broken file
+    _reference(con, "persons", 10, [])
+    _reference(con, "identities", 4, [("unknown_person", "certno", False)] * 3)
+    quarantine.check_reference(con, LIMIT)
+    # … but ids mangled by a spreadsheet are: 10 of 14 rows
+    _reference(con, "identities", 10, [("bad_certno", "certno", True)] * 10, "excel")
+    with pytest.raises(PovwatchError, match=r"^bad_certno: 10 of 10 rows \(100%\) in excel"):
+        quarantine.check_reference(con, LIMIT)
