@@ -56,6 +56,11 @@ HINTS = {
     "bad_value": "values are not numbers",
 }
 SPREADSHEET_HINT = "resident ids look numeric: was the file saved through a spreadsheet?"
+# In an XLSX an id stored as a number keeps ~16 digits and fails its check character.
+XLSX_NUMBER_HINT = (
+    "resident ids fail the GB 11643 check character: are they stored as numbers in the "
+    "spreadsheet (18 digits do not fit a number; format the column as text)?"
+)
 
 
 class QuarantineLimits(BaseModel):
@@ -82,6 +87,8 @@ class MainReason:
         hint = HINTS.get(self.reason, "see povwatch quarantine --month … --format csv")
         if self.reason == "bad_certno" and self.numeric_ids * 2 >= self.rows:
             hint = SPREADSHEET_HINT
+        elif self.reason == "bad_certno" and self.source_file.lower().endswith(".xlsx"):
+            hint = XLSX_NUMBER_HINT
         name = PurePosixPath(self.source_file).name
         column = f" column {self.column}" if self.column else ""
         return (

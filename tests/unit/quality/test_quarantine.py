@@ -171,3 +171,11 @@ def test_identities_of_persons_insured_elsewhere_do_not_count_against_the_file(c
     _reference(con, "identities", 10, [("bad_certno", "certno", True)] * 10, "excel")
     with pytest.raises(PovwatchError, match=r"^bad_certno: 10 of 10 rows \(100%\) in excel"):
         quarantine.check_reference(con, LIMIT)
+
+
+def test_ids_stored_as_numbers_in_an_xlsx_are_named_as_such(con):
+    # 370811196302090085 stored as a number comes back as 370811196302090112
+    xlsx = "settlements/2024-03/setl_202403.xlsx"
+    staged(con, [("quarantined", "bad_certno", "certno", "370811196302090112")] * 4, xlsx)
+    with pytest.raises(PovwatchError, match="are they stored as numbers in the spreadsheet"):
+        quarantine.check_month(con, "2024-03", LIMIT)
