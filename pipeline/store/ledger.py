@@ -68,6 +68,14 @@ def status_text(db: Path, month: Month | None = None) -> str:
                         f"{em}  {f}  {r} = {lo} + {d} + {s} + {q} [{ok}]  "
                         f"{yuan(mr)} / {yuan(ml)}  {yuan(bl)}"
                     )
+            inputs = con.execute("select inputs from run_ledger where run_id = ?", [last])
+            reference = json.loads(inputs.fetchall()[0][0] or "[]")
+            if reference:
+                lines.append("")
+                lines.append("reference  file  read  rejected (ref_rejects: reason, column)")
+                lines.extend(
+                    f"{r['kind']}  {r['file']}  {r['rows']}  {r['rejected']}" for r in reference
+                )
         return "\n".join(lines) + "\n"
     finally:
         con.close()

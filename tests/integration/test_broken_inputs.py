@@ -17,8 +17,10 @@ import duckdb
 import pytest
 
 from pipeline.errors import PovwatchError
+from pipeline.months import Month
 from pipeline.run import run_month
 from pipeline.settings import Settings
+from pipeline.store.ledger import status_text
 from tests.landing import lenient_quarantine_gate, make_landing, person, settlement
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024"
@@ -148,6 +150,10 @@ def test_registry_and_identity_rows_are_validated_like_settlements(tmp_path, mon
         ("identities", 4, "bad_code", "source_dept", False),
     ]
     assert ("identities", 3, 2) in files and ("persons", 4, 3) in files
+    # … and `povwatch status` counts them per file
+    status = status_text(s.db, Month.parse("2024-01")).splitlines()
+    assert "persons  persons/persons.csv  4  3" in status
+    assert "identities  identities/identities.csv  3  2" in status
 
 
 def _povwatch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
