@@ -4,14 +4,13 @@ Departments return their 台账 (or a CSV) under `<landing>/feedback/<department
 this DAG looks for data files there (sensor in reschedule mode; a run with nothing to do is
 skipped) and records them with `pipeline.run.record_feedback` — the same code a monthly run
 uses, so decisions recorded here and decisions applied by `povwatch run` never differ.
-Recording is idempotent (a file already recorded with the same sha256 is not recorded again).
+Recording is idempotent: the latest month's decisions are re-read whole and replaced.
 Rejected rows (no matching warning, a decision outside the list, an impossible date) are kept
 on record by the recorder and listed in this task's log, one line each (file, row, column,
 reason).
 
 The recorder writes the warehouse, so it takes the one-slot `povwatch_warehouse` pool like
 the monthly writer: feedback waits while a month is computed, and the other way round.
-Until `pipeline.run.record_feedback` exists the task is skipped with a message.
 """
 
 from __future__ import annotations

@@ -506,3 +506,46 @@ def _ledger_failure(con, run_id: str, message: str) -> None:
             "where run_id = ?",
             [dt.datetime.now(dt.UTC).replace(tzinfo=None), message, run_id],
         )
+
+
+def record_feedback(settings: Settings, progress: Progress | None = None) -> dict:
+    """Record the returned decisions under ``feedback/`` between monthly runs (the
+    ``povwatch_feedback`` DAG): the same reading, matching and follow-up as a monthly run,
+    applied to the latest month that ran, under that month's latest run (so ``cases`` and the
+    next package see them). Returns the files read, decisions recorded and rejected rows."""
+    say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    con = connect(settings.db)
+    try:
+        latest = con.execute(
+            "select month, run_id from run_ledger where outcome = 'success' "
+            "order by month desc, started_at desc, run_id desc limit 1"
+        ).fetchall()
+        if not latest:
+            raise PovwatchError(
+                f"{settings.db.resolve()}: no month has run yet: feedback is matched to the "
+                "warnings of a month (povwatch run --month YYYY-MM first)"
+            )
+        m, run_id = Month.parse(latest[0][0]), latest[0][1]
+        with transaction(con):
+            for line in set_aside_edited(settings.outbox):
+                say(line)
+            read = read_feedback(feedback_roots(settings.landing, settings.outbox))
+            for line in apply_feedback(con, m, run_id, read):
+                say(line)
+            store_followup(con, m, overdue_after_days(settings))
+            recorded = con.execute(
+                "select count(*) from feedback_decisions where month = ?", [str(m)]
+            ).fetchall()[0][0]
+            rejected = con.execute(
+                "select source_file, source_row, reason_column, reason from feedback_rejects "
+                "where month = ? order by source_file, source_row",
+                [str(m)],
+            ).fetchall()
+        return {
+            "month": str(m),
+            "files": [f["source_file"] for f in read.files],
+            "recorded": recorded,
+            "rejected": [f"{f} row {r} column {c}: {why}" for f, r, c, why in rejected],
+        }
+    finally:
+        con.close()
