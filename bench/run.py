@@ -113,6 +113,7 @@ def _spawn(cmd: list[str], env: dict | None = None) -> dict:
     return {
         "wall_s": wall,
         "rss_gib": usage.ru_maxrss / 1024 / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "stdout": out,
         "marks": marks,
     }
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         n: {
             "wall_s": round(med(n, "wall_s"), 3),
             "rss_gib": round(med(n, "rss_gib"), 3),
+            "cpu_s": round(med(n, "cpu_s"), 3),
             "runs": len(runs[n]),
             **({"work_s": round(med(n, "work_s"), 3)} if "work_s" in runs[n][0] else {}),
         }
@@ -260,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             }
     base = variants.get(BASE, {}).get("wall_s")
     ratios = {n: round(v["wall_s"] / base, 2) for n, v in variants.items()} if base else {}
+    # CPU seconds (user + system) are less disturbed by other work on a shared machine.
+    base_cpu = variants.get(BASE, {}).get("cpu_s")
+    cpu_ratios = (
+        {n: round(v["cpu_s"] / base_cpu, 2) for n, v in variants.items()} if base_cpu else {}
+    )
     report = {
         "scale": scale,
         "persons": persons,
@@ -267,8 +274,14 @@ def main(argv: list[str] | None = None) -> int:
         "rows_month12": summary["rows_by_month"][f"{YEAR}-12"],
         "variants": variants,
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
         "month12_over_month1": (
             round(variants["povwatch_run"]["wall_s"] / variants["povwatch_month1"]["wall_s"], 2)
+            if {"povwatch_run", "povwatch_month1"} <= set(variants)
+            else None
+        ),
+        "month12_over_month1_cpu": (
+            round(variants["povwatch_run"]["cpu_s"] / variants["povwatch_month1"]["cpu_s"], 2)
             if {"povwatch_run", "povwatch_month1"} <= set(variants)
             else None
         ),
@@ -294,13 +307,18 @@ def table(report: dict) -> str:
         f"scale {report['scale']}: {report['persons']:,} persons, "
         f"{report['rows_month12']:,} rows in month 12, {report['warnings']} warnings, "
         f"identical: {report['identical_warnings']}",
-        f"{'variant':<22} {'wall s':>8} {'RSS GiB':>8} {'× ' + BASE:>20}",
+        f"{'variant':<22} {'wall s':>8} {'CPU s':>8} {'RSS GiB':>8} {'wall ×':>8} {'CPU ×':>8}"
+        f"  (× {BASE})",
     ]
     for n, v in report["variants"].items():
         lines.append(
-            f"{n:<22} {v['wall_s']:>8.2f} {v['rss_gib']:>8.2f} {report['ratios'].get(n, 0):>20.2f}"
+            f"{n:<22} {v['wall_s']:>8.2f} {v['cpu_s']:>8.2f} {v['rss_gib']:>8.2f} "
+            f"{report['ratios'].get(n, 0):>8.2f} {report['cpu_ratios'].get(n, 0):>8.2f}"
         )
-    lines.append(f"month 12 / month 1: {report['month12_over_month1']}")
+    lines.append(
+        f"month 12 / month 1: {report['month12_over_month1']} wall, "
+        f"{report['month12_over_month1_cpu']} CPU"
+    )
     for n, st in report["stages"].items():
         lines.append(f"{n} stages: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
     for fmt, x in report["ingest_throughput"].items():
