@@ -48,6 +48,7 @@ ORDER = [
     "scan_floor",
     "povwatch_run_nogates",
     "povwatch_month1",
+    "povwatch_run_before",
 ]
 # progress lines of `povwatch run` that open a stage (the previous one ends there)
 STAGE_MARKS = [
@@ -81,12 +82,12 @@ def _digest(*folders: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _spawn(cmd: list[str], env: dict | None = None) -> dict:
+def _spawn(cmd: list[str], env: dict | None = None, cwd: Path = REPO) -> dict:
     """Run one fresh process; wall seconds, peak RSS (GiB), stdout, stage marks from stderr."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -150,6 +151,9 @@ def _warnings_of_db(db: Path, month: str, out: Path) -> None:
 def _run_variant(name: str, root: Path, check: Path | None) -> dict:
     month = f"{YEAR}-12"
     if name.startswith("povwatch_run") or name == "povwatch_month1":
+        # `povwatch_run_before`: the same run with another checkout's pipeline (an A/B of a
+        # change in one bench run): BENCH_BEFORE_SRC names its folder.
+        src = Path(os.environ["BENCH_BEFORE_SRC"]) if name.endswith("_before") else REPO
         run = root / "run"
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir()
@@ -158,10 +162,10 @@ def _run_variant(name: str, root: Path, check: Path | None) -> dict:
             shutil.copyfile(root / "w11.duckdb", db)
         else:
             month = f"{YEAR}-01"
-        gates = "off" if name.endswith("nogates") else "on"
+        gates = "off" if "nogates" in name else "on"
         cmd = [sys.executable, "-m", "pipeline.cli", "run", "--month", month]
         cmd += ["--landing", str(root / "landing"), "--db", str(db), "--outbox", str(run / "o")]
-        res = _spawn(cmd, {"POVWATCH_QUALITY": gates})
+        res = _spawn(cmd, {"POVWATCH_QUALITY": gates, "PYTHONPATH": str(src)}, cwd=src)
         res["stages"] = _stages(res["marks"], res["wall_s"])
         if check is not None:
             _warnings_of_db(db, month, check)
@@ -212,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     backfill = json.loads(prep.read_text())
 
     names = [n for n in ORDER if n in args.variants.split(",")]
+    if "BENCH_BEFORE_SRC" not in os.environ:
+        names = [n for n in names if not n.endswith("_before")]
     checks = root / "checks"
     shutil.rmtree(checks, ignore_errors=True)
     checks.mkdir()

@@ -25,9 +25,12 @@ months as (
 grid as (
     select c.psn_no, mo.m, mo.day from cand c cross join months mo
 ),
-burden as (
-    select g.psn_no, g.m, g.day, r.ytd
+-- materialized: the candidates' months first, then their registry rows (the optimizer
+-- would otherwise pair the whole registry with the rules before filtering)
+burden as materialized (
+    select g.psn_no, g.m, g.day, r.ytd, p.insuplc_admdvs, p.insutype
     from grid g asof join running r on r.psn_no = g.psn_no and g.m >= r.m
+    join ref_persons p on p.psn_no = g.psn_no
 ),
 idents as (
     select b.psn_no, b.m, list(distinct i.identity) as ids
@@ -39,13 +42,12 @@ idents as (
 flags as (
     select b.psn_no, b.m, u.warning_type, b.ytd as burden_ytd_fen, u.threshold_fen
     from burden b
-    join ref_persons p using (psn_no)
-    join rules u on u.admdvs = p.insuplc_admdvs and u.m = b.m
+    join rules u on u.admdvs = b.insuplc_admdvs and u.m = b.m
     left join idents i on i.psn_no = b.psn_no and i.m = b.m
     where b.ytd > u.threshold_fen
       and case when u.rule_ordinary then coalesce(len(i.ids), 0) = 0
                else coalesce(list_has_any(i.ids, u.rule_identities), false) end
-      and (u.rule_insutypes is null or list_contains(u.rule_insutypes, p.insutype))
+      and (u.rule_insutypes is null or list_contains(u.rule_insutypes, b.insutype))
 ),
 firsts as (
     select psn_no, warning_type, min(m) as first_month from flags group by all
