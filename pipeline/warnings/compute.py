@@ -6,7 +6,12 @@ import duckdb
 import polars as pl
 
 from pipeline.months import Month
-from pipeline.warnings.burden import burden_as_of_sql, burden_history, per_export_sql
+from pipeline.warnings.burden import (
+    MEASURE_COLUMNS,
+    burden_as_of_sql,
+    burden_history,
+    per_export_sql,
+)
 from pipeline.warnings.rules import flag, identities_by_month
 
 # mart_warnings, one row per person and warning type; then what the report needs besides.
@@ -44,7 +49,11 @@ def compute_warnings(
         hh_size, on="hh_id", how="left"
     )
     # Sums per person (and per export month for the replay) are taken inside DuckDB.
-    now = flag(burden_as_of_sql(con, m), people, identities_by_month(identities, [m]), rules)
+    burden = burden_as_of_sql(con, m)
+    if rules.height and (rules["unit"] == "person").all():
+        # A person whose every measure is at most the lowest threshold is flagged by no rule.
+        burden = burden.filter(pl.max_horizontal(MEASURE_COLUMNS) > rules["threshold_fen"].min())
+    now = flag(burden, people, identities_by_month(identities, [m]), rules)
     if now.height == 0:
         return pl.DataFrame(schema=WARNING_SCHEMA)
     # first_month: replay the months of the year for the persons warned now (and, for
