@@ -1,73 +1,338 @@
-"""`make bench`: a larger synthetic city through a year of runs, against time and memory targets.
+"""`make bench`: povwatch against the expert's query, at province scale, in one run.
 
-Targets are per monthly run (the scheduler's unit) and for peak memory; they are checked
-here, never in timed unit tests. Usage: ``python -m bench.run [--persons N]``.
+``python -m bench.run [--scale S|L] [--persons N] [--runs 3]``. S is 1 million persons, L 5
+million; ``--persons`` sets another size (named ``P<N>``). The landing folder (``bench.synth``)
+and the prepared warehouses (``bench.prepare``) are cached under ``bench/.cache/<scale>/``
+and rebuilt when the generator or the pipeline code changes.
+
+Every variant runs as a fresh process, the variants alternating round by round; wall time
+(process start to exit) and peak RSS (the child's ``ru_maxrss``) are the medians of the rounds:
+
+* ``povwatch_run``: ``povwatch run`` of month 12 on the warehouse after months 1–11, gates on,
+  split by stage from the run's own progress lines (``povwatch_run_nogates``: gates off;
+  ``povwatch_month1``: month 1 on an empty warehouse, gates on);
+* ``povwatch_compute``: povwatch's burden + warnings + first_month/status alone;
+* ``pandas``: an analyst's groupby version (``bench/pandas_baseline.py``);
+* ``sql_full`` / ``sql_incremental``: hand-written DuckDB SQL (``bench/sql/``);
+* ``scan_floor``: reading the needed columns of the year once.
+
+All variants but the floor must give the same warnings (checked). Writes
+``bench/results/<scale>.json`` and prints the ratio table.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import resource
+import os
+import shutil
+import statistics
+import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
-from pipeline.months import Month
-from pipeline.run import run_month
-from pipeline.settings import Settings
-from pipeline.synth.city import generate_city
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SCALES = {"S": 1_000_000, "L": 5_000_000}
+YEAR = 2024
+BASE = "sql_incremental"
+ORDER = [
+    "povwatch_run",
+    "sql_incremental",
+    "povwatch_compute",
+    "sql_full",
+    "pandas",
+    "scan_floor",
+    "povwatch_run_nogates",
+    "povwatch_month1",
+    "povwatch_run_before",
+]
+# progress lines of `povwatch run` that open a stage (the previous one ends there)
+STAGE_MARKS = [
+    ("reading reference data", "reference"),
+    ("ingesting settlement exports", "ingest_staging"),
+    ("quality gates (Great", "gates_inputs"),
+    ("computing burden and warnings", "burden_warnings_marts"),
+    ("quality:", "ledger_commit"),
+    ("quality gates skipped", "ledger_commit"),
+    ("writing reports", "reports"),
+    ("done in", "exit"),
+]
+CHECK = [
+    "month",
+    "psn_no",
+    "warning_type",
+    "burden_ytd_fen",
+    "threshold_fen",
+    "first_month",
+    "status",
+]
 
-# Seconds per monthly run and peak resident memory, for the default size on 2 cores.
-TARGETS = {"month_seconds_max": 20.0, "peak_rss_gib_max": 8.0}
+
+def _digest(*folders: Path) -> str:
+    h = hashlib.sha256()
+    for folder in folders:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".sql", ".yaml", ".json"):
+                h.update(p.relative_to(REPO).as_posix().encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _spawn(cmd: list[str], env: dict | None = None, cwd: Path = REPO) -> dict:
+    """Run one fresh process; wall seconds, peak RSS (GiB), stdout, stage marks from stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    marks: list[tuple[float, str]] = []
+    err: list[str] = []
+
+    def read_err() -> None:
+        for line in proc.stderr:
+            marks.append((time.perf_counter() - t0, line))
+            err.append(line)
+
+    reader = threading.Thread(target=read_err)
+    reader.start()
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:4])}… failed:\n{''.join(err[-5:])}")
+    return {
+        "wall_s": wall,
+        "rss_gib": usage.ru_maxrss / 1024 / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "stdout": out,
+        "marks": marks,
+    }
+
+
+def _stages(marks: list[tuple[float, str]], wall: float) -> dict[str, float]:
+    points = [(0.0, "startup")]
+    for t, line in marks:
+        for text, stage in STAGE_MARKS:
+            if text in line:
+                points.append((t, stage))
+                break
+    points.append((wall, "end"))
+    stages: dict[str, float] = {}
+    for (t, stage), (t_next, _) in zip(points, points[1:], strict=False):
+        stages[stage] = stages.get(stage, 0.0) + (t_next - t)
+    return stages
+
+
+def _warnings_of_db(db: Path, month: str, out: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        con.execute(
+            f"copy (select {', '.join(CHECK)} from mart_warnings where month = ? "
+            f"order by psn_no, warning_type) to '{out}' (format parquet)",
+            [month],
+        )
+    finally:
+        con.close()
+
+
+def _run_variant(name: str, root: Path, check: Path | None) -> dict:
+    month = f"{YEAR}-12"
+    if name.startswith("povwatch_run") or name == "povwatch_month1":
+        # `povwatch_run_before`: the same run with another checkout's pipeline (an A/B of a
+        # change in one bench run): BENCH_BEFORE_SRC names its folder.
+        src = Path(os.environ["BENCH_BEFORE_SRC"]) if name.endswith("_before") else REPO
+        run = root / "run"
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir()
+        db = run / "w.duckdb"
+        if name != "povwatch_month1":
+            shutil.copyfile(root / "w11.duckdb", db)
+        else:
+            month = f"{YEAR}-01"
+        gates = "off" if "nogates" in name else "on"
+        cmd = [sys.executable, "-m", "pipeline.cli", "run", "--month", month]
+        cmd += ["--landing", str(root / "landing"), "--db", str(db), "--outbox", str(run / "o")]
+        res = _spawn(cmd, {"POVWATCH_QUALITY": gates, "PYTHONPATH": str(src)}, cwd=src)
+        res["stages"] = _stages(res["marks"], res["wall_s"])
+        if check is not None:
+            _warnings_of_db(db, month, check)
+        shutil.rmtree(run, ignore_errors=True)
+    else:
+        out = check or (root / "discard.parquet")
+        res = _spawn([sys.executable, "-m", "bench.variants", name, str(root), month, str(out)])
+        res["work_s"] = json.loads(res["stdout"].strip().splitlines()[-1])["work_s"]
+    return res
+
+
+def _same(a: Path, b: Path) -> bool:
+    import polars as pl
+
+    return pl.read_parquet(a).equals(pl.read_parquet(b))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--persons", type=int, default=300_000)
-    ap.add_argument("--year", type=int, default=2024)
-    ap.add_argument("--work", type=Path, default=None, help="folder to keep (default: temp)")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", default=os.environ.get("SCALE") or "S")
+    ap.add_argument("--persons", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cache", type=Path, default=HERE / ".cache")
+    ap.add_argument("--variants", default=",".join(ORDER))
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="povwatch-bench-") as tmp:
-        work = args.work or Path(tmp)
-        settings = Settings(
-            landing=work / "landing", db=work / "w.duckdb", outbox=work / "outbox", quiet=True
-        )
-        t0 = time.perf_counter()
-        city = generate_city(settings.landing, persons=args.persons, year=args.year)
-        gen = time.perf_counter() - t0
-        months = []
-        for m in Month(args.year, 1).through(Month(args.year, 12)):
-            t = time.perf_counter()
-            result = run_month(m, settings)
-            months.append(
-                {
-                    "month": str(m),
-                    "seconds": round(time.perf_counter() - t, 2),
-                    "warnings": result.warnings,
-                }
-            )
-        peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-    worst = max(x["seconds"] for x in months)
-    report = {
-        "persons": args.persons,
-        "settlement_rows": city.settlements,
-        "generate_seconds": round(gen, 1),
-        "months": months,
-        "worst_month_seconds": worst,
-        "peak_rss_gib": round(peak_gib, 2),
-        "targets": TARGETS,
+    persons = args.persons or SCALES[args.scale]
+    scale = args.scale if args.persons is None else f"P{persons}"
+    root = args.cache / scale
+    root.mkdir(parents=True, exist_ok=True)
+    say = lambda msg: print(f"bench [{scale}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+
+    from bench import synth
+
+    t = time.perf_counter()
+    summary = synth.cached(root / "landing", persons, year=YEAR)
+    say(f"landing: {summary['rows']} rows ({time.perf_counter() - t:.0f} s)")
+    key = _digest(REPO / "pipeline", REPO / "sql", REPO / "policies", HERE / "sql")
+    prep = root / "prep.json"
+    if not prep.is_file() or json.loads(prep.read_text()).get("key") != key + str(summary):
+        say("preparing warehouses (months 1–12, gates off) …")
+        prep.unlink(missing_ok=True)
+        res = _spawn([sys.executable, "-m", "bench.prepare", str(root), str(YEAR)])
+        data = json.loads(prep.read_text())
+        data["key"] = key + str(summary)
+        data["prepare_wall_s"] = round(res["wall_s"], 1)
+        data["prepare_rss_gib"] = round(res["rss_gib"], 2)
+        prep.write_text(json.dumps(data, indent=1))
+    backfill = json.loads(prep.read_text())
+
+    names = [n for n in ORDER if n in args.variants.split(",")]
+    if "BENCH_BEFORE_SRC" not in os.environ:
+        names = [n for n in names if not n.endswith("_before")]
+    checks = root / "checks"
+    shutil.rmtree(checks, ignore_errors=True)
+    checks.mkdir()
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for r in range(args.runs):
+        for name in names:
+            check = checks / f"{name}.parquet" if r == 0 and name != "scan_floor" else None
+            if name == "povwatch_month1":
+                check = None
+            res = _run_variant(name, root, check)
+            runs[name].append(res)
+            say(f"round {r + 1} {name}: {res['wall_s']:.2f} s, {res['rss_gib']:.2f} GiB")
+
+    say("ingest throughput …")
+    tp = json.loads(
+        _spawn([sys.executable, "-m", "bench.throughput", str(root), str(YEAR)])["stdout"]
+    )
+
+    identical = True
+    ref = checks / f"{BASE}.parquet"
+    for name in names:
+        f = checks / f"{name}.parquet"
+        if f.is_file() and not _same(f, ref):
+            identical = False
+            say(f"DIFFERENT warnings: {name} vs {BASE}")
+    n_warn = len(__import__("polars").read_parquet(ref)) if ref.is_file() else None
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(x[key] for x in runs[name])
+
+    variants = {
+        n: {
+            "wall_s": round(med(n, "wall_s"), 3),
+            "rss_gib": round(med(n, "rss_gib"), 3),
+            "cpu_s": round(med(n, "cpu_s"), 3),
+            "runs": len(runs[n]),
+            **({"work_s": round(med(n, "work_s"), 3)} if "work_s" in runs[n][0] else {}),
+        }
+        for n in names
     }
-    print(json.dumps(report, indent=2))
-    failed = []
-    if worst > TARGETS["month_seconds_max"]:
-        failed.append(f"a monthly run took {worst:.1f} s > {TARGETS['month_seconds_max']} s")
-    if peak_gib > TARGETS["peak_rss_gib_max"]:
-        failed.append(f"peak memory {peak_gib:.2f} GiB > {TARGETS['peak_rss_gib_max']} GiB")
-    for line in failed:
-        print(f"bench: FAILED: {line}", file=sys.stderr)
-    return 1 if failed else 0
+    stages = {}
+    for n in names:
+        if "stages" in runs[n][0]:
+            keys = list(dict.fromkeys(k for x in runs[n] for k in x["stages"]))
+            stages[n] = {
+                k: round(statistics.median(x["stages"].get(k, 0.0) for x in runs[n]), 2)
+                for k in keys
+            }
+    base = variants.get(BASE, {}).get("wall_s")
+    ratios = {n: round(v["wall_s"] / base, 2) for n, v in variants.items()} if base else {}
+    # CPU seconds (user + system) are less disturbed by other work on a shared machine.
+    base_cpu = variants.get(BASE, {}).get("cpu_s")
+    cpu_ratios = (
+        {n: round(v["cpu_s"] / base_cpu, 2) for n, v in variants.items()} if base_cpu else {}
+    )
+    report = {
+        "scale": scale,
+        "persons": persons,
+        "rows_per_month": round(summary["rows"] / 12),
+        "rows_month12": summary["rows_by_month"][f"{YEAR}-12"],
+        "variants": variants,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "month12_over_month1": (
+            round(variants["povwatch_run"]["wall_s"] / variants["povwatch_month1"]["wall_s"], 2)
+            if {"povwatch_run", "povwatch_month1"} <= set(variants)
+            else None
+        ),
+        "month12_over_month1_cpu": (
+            round(variants["povwatch_run"]["cpu_s"] / variants["povwatch_month1"]["cpu_s"], 2)
+            if {"povwatch_run", "povwatch_month1"} <= set(variants)
+            else None
+        ),
+        "identical_warnings": identical,
+        "warnings": n_warn,
+        "stages": stages,
+        "ingest_throughput": tp,
+        "backfill": backfill.get("backfill"),
+        "backfill_s": round(sum(m["seconds"] for m in backfill.get("backfill", [])), 1),
+        "generate_s": summary["generate_seconds"],
+        "cpu_count": os.cpu_count(),
+    }
+    out = HERE / "results" / f"{scale}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(table(report))
+    print(f"written {out.relative_to(REPO)}")
+    return 0 if identical else 1
+
+
+def table(report: dict) -> str:
+    lines = [
+        f"scale {report['scale']}: {report['persons']:,} persons, "
+        f"{report['rows_month12']:,} rows in month 12, {report['warnings']} warnings, "
+        f"identical: {report['identical_warnings']}",
+        f"{'variant':<22} {'wall s':>8} {'CPU s':>8} {'RSS GiB':>8} {'wall ×':>8} {'CPU ×':>8}"
+        f"  (× {BASE})",
+    ]
+    for n, v in report["variants"].items():
+        lines.append(
+            f"{n:<22} {v['wall_s']:>8.2f} {v['cpu_s']:>8.2f} {v['rss_gib']:>8.2f} "
+            f"{report['ratios'].get(n, 0):>8.2f} {report['cpu_ratios'].get(n, 0):>8.2f}"
+        )
+    lines.append(
+        f"month 12 / month 1: {report['month12_over_month1']} wall, "
+        f"{report['month12_over_month1_cpu']} CPU"
+    )
+    for n, st in report["stages"].items():
+        lines.append(f"{n} stages: " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+    for fmt, x in report["ingest_throughput"].items():
+        lines.append(
+            f"ingest {fmt}: {x['rows']:,} rows in {x['seconds']} s ({x['rows_per_s']:,}/s)"
+        )
+    lines.append(f"backfill of the year (gates off): {report['backfill_s']} s")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import polars as pl
 import yaml
 
 from pipeline.errors import PovwatchError, shown
-from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file, sha256_of
+from pipeline.ingest.digests import file_sha256
+from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file
 from pipeline.months import Month
 from pipeline.policy.types import IDENTITY_CODES, Department
 from pipeline.resident_id import NUMERIC_LOOKING, valid_mask_expr
@@ -164,7 +165,7 @@ def ingest_settlements(
     for gone in sorted(set(known) - set(folders)):
         _forget_export(con, gone)
     for export_month, files in folders.items():
-        current = {(f.relative_to(landing).as_posix(), sha256_of(f)) for f in files}
+        current = {(f.relative_to(landing).as_posix(), file_sha256(con, f)) for f in files}
         if known.get(export_month) == current:
             continue
         _forget_export(con, export_month)
@@ -267,13 +268,63 @@ def require_landing(landing: Path) -> None:
 def load_reference(
     con: duckdb.DuckDBPyConnection, landing: Path, month: Month, report: IngestReport
 ) -> None:
-    """Replace the reference tables with the snapshots in force for ``month``."""
+    """Replace the reference tables with the snapshots in force for ``month``.
+
+    Kept as they are when they were loaded from the same inputs (the files' sha256, the
+    identity code mapping and this loader's code): the registry is not read and checked
+    again every month.
+    """
     require_landing(landing)
+    digest = _reference_digest(con, landing, month)
+    if digest is not None and con.execute(
+        "select count(*) from ref_state where inputs_digest = ?", [digest]
+    ).fetchall() == [(1,)]:
+        report.reference_files.extend(
+            {"kind": k, "file": f, "sha256": h, "rows": n, "rejected": r}
+            for k, f, h, n, r in con.execute(
+                "select kind, source_file, sha256, rows_read, rows_rejected from ref_files "
+                "order by rowid"
+            ).fetchall()
+        )
+        return
+    con.execute("delete from ref_state")
     for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)
     _load_identities(con, landing, report)
     _load_income(con, landing, report)
+    if digest is not None:
+        con.execute("insert into ref_state values (?)", [digest])
+
+
+def _reference_digest(con, landing: Path, month: Month) -> str | None:
+    """What the reference tables of ``month`` are loaded from, as one digest (None: no files).
+
+    The registry snapshots in force (as :func:`_load_persons` chooses them), identities and
+    income files with their sha256; the identity code mapping; the code that loads them.
+    """
+    persons = []
+    for path in _reference_files(landing, "persons"):
+        snap = _snapshot_month(path.relative_to(landing).as_posix())
+        if snap is None or snap <= str(month):
+            persons.append(path)
+    identities = _reference_files(landing, "identities")
+    income = _reference_files(landing, "reference")
+    if not persons or not income:
+        return None  # the loaders name what is missing
+    codes = Path(os.environ.get("POVWATCH_IDENTITY_CODES") or "")
+    if not codes.is_file():
+        codes = resource_dir("policies") / "codes" / "identity_codes.yaml"
+    here = Path(__file__).resolve().parent
+    parts = [
+        [kind, p.relative_to(landing).as_posix(), file_sha256(con, p)]
+        for kind, paths in (("persons", persons), ("identities", identities), ("income", income))
+        for p in paths
+    ]
+    h = hashlib.sha256(json.dumps(parts).encode())
+    for source in (codes, here / "load.py", here / "readers.py"):
+        h.update(source.read_bytes())
+    return h.hexdigest()
 
 
 def _record_ref(con, report: IngestReport, kind: str, result: ReadResult, rejected: int) -> None:

@@ -45,6 +45,51 @@ def loaded_rows(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     ).pl()
 
 
+_SQL_MEASURES = {
+    "after_insurance": "psn_part_amt + maf_pay",
+    "after_insurance_and_assistance": "psn_part_amt",
+    "after_insurance_in_catalogue": "psn_part_amt + maf_pay - fulamt_ownpay_amt",
+    "after_insurance_and_assistance_in_catalogue": "psn_part_amt - fulamt_ownpay_amt",
+}
+assert set(_SQL_MEASURES) == set(BURDEN_MEASURES)
+_SQL_SUMS = ", ".join(
+    f"cast(sum({_SQL_MEASURES[name]}) as bigint) as burden__{name}" for name in BURDEN_MEASURES
+)
+
+
+def burden_as_of_sql(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
+    """:func:`burden_as_of` summed inside DuckDB: one row per person leaves the warehouse,
+    not every settlement row of the year."""
+    return con.sql(
+        f"""
+        select psn_no, {_SQL_SUMS}, ? as m
+        from stg_settlements
+        where status = 'loaded' and export_month <= ? and cost_year = ?
+        group by psn_no
+        """,
+        params=[str(month), str(month), month.year],
+    ).pl()
+
+
+def per_export_sql(
+    con: duckdb.DuckDBPyConnection, persons: pl.Series, month: Month
+) -> pl.DataFrame:
+    """Every burden measure of ``persons`` per export month of ``month``'s year (in DuckDB)."""
+    con.register("_replay_persons", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    try:
+        return con.sql(
+            f"""
+            select psn_no, export_month, {_SQL_SUMS}
+            from stg_settlements semi join _replay_persons using (psn_no)
+            where status = 'loaded' and export_month <= ? and cost_year = ?
+            group by psn_no, export_month
+            """,
+            params=[str(month), month.year],
+        ).pl()
+    finally:
+        con.unregister("_replay_persons")
+
+
 def burden_as_of(rows: pl.DataFrame, month: Month) -> pl.DataFrame:
     """One row per person: every burden measure (``burden__<name>``, fen) as of ``month``."""
     return (
@@ -57,23 +102,35 @@ def burden_as_of(rows: pl.DataFrame, month: Month) -> pl.DataFrame:
     )
 
 
-def burden_history(rows: pl.DataFrame, persons: pl.Series, month: Month) -> pl.DataFrame:
+def burden_history(
+    rows: pl.DataFrame | None,
+    persons: pl.Series,
+    month: Month,
+    per_export: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Every burden measure of ``persons`` as of every month from January to ``month``.
 
-    One row per (person, month m); the data as of m are the export folders up to m.
+    One row per (person, month m); the data as of m are the export folders up to m. From the
+    loaded ``rows``, or from their sums ``per_export`` (:func:`per_export_sql`).
     """
     months = pl.DataFrame({"m": [str(m) for m in Month(month.year, 1).through(month)]})
-    per_export = (
-        rows.lazy()
-        .filter(pl.col("psn_no").is_in(persons.implode()))
-        .group_by("psn_no", "export_month")
-        .agg(_measure_sums())
-    )
+    if per_export is None:
+        per_export = (
+            rows.lazy()
+            .filter(pl.col("psn_no").is_in(persons.implode()))
+            .group_by("psn_no", "export_month")
+            .agg(_measure_sums())
+        )
     return (
         pl.DataFrame({"psn_no": persons.unique()})
         .lazy()
         .join(months.lazy(), how="cross")
-        .join(per_export, left_on=["psn_no", "m"], right_on=["psn_no", "export_month"], how="left")
+        .join(
+            per_export.lazy(),
+            left_on=["psn_no", "m"],
+            right_on=["psn_no", "export_month"],
+            how="left",
+        )
         .with_columns(pl.col(MEASURE_COLUMNS).fill_null(0))
         .sort("psn_no", "m")
         .with_columns(pl.col(MEASURE_COLUMNS).cum_sum().over("psn_no"))

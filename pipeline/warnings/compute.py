@@ -6,7 +6,12 @@ import duckdb
 import polars as pl
 
 from pipeline.months import Month
-from pipeline.warnings.burden import burden_as_of, burden_history, loaded_rows
+from pipeline.warnings.burden import (
+    MEASURE_COLUMNS,
+    burden_as_of_sql,
+    burden_history,
+    per_export_sql,
+)
 from pipeline.warnings.rules import flag, identities_by_month
 
 # mart_warnings, one row per person and warning type; then what the report needs besides.
@@ -38,20 +43,24 @@ def compute_warnings(
 ) -> pl.DataFrame:
     """The month's warnings: one row per person and warning type, sorted by psn_no."""
     months = Month(m.year, 1).through(m)
-    rows = loaded_rows(con, m)
     identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
     hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
     people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
         hh_size, on="hh_id", how="left"
     )
-    now = flag(burden_as_of(rows, m), people, identities_by_month(identities, [m]), rules)
+    # Sums per person (and per export month for the replay) are taken inside DuckDB.
+    burden = burden_as_of_sql(con, m)
+    if rules.height and (rules["unit"] == "person").all():
+        # A person whose every measure is at most the lowest threshold is flagged by no rule.
+        burden = burden.filter(pl.max_horizontal(MEASURE_COLUMNS) > rules["threshold_fen"].min())
+    now = flag(burden, people, identities_by_month(identities, [m]), rules)
     if now.height == 0:
         return pl.DataFrame(schema=WARNING_SCHEMA)
     # first_month: replay the months of the year for the persons warned now (and, for
     # household rules, the members of their households).
     replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
     history = flag(
-        burden_history(rows, replay, m),
+        burden_history(None, replay, m, per_export_sql(con, replay, m)),
         people,
         identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
         rules,

@@ -11,3 +11,11 @@ create table if not exists quality_results (
     observed varchar,                   -- what was seen (counts, values; never ids or names)
     level varchar not null              -- batch
 );
+
+-- Results of the reference suites by what they validated (the reference tables' inputs
+-- digest, the suite and the gate code): unchanged reference data is not validated again.
+create table if not exists quality_ref_cache (
+    suite varchar not null,
+    inputs_digest varchar not null,
+    results varchar not null            -- JSON list of the suite's check results
+);
