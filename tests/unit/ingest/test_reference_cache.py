@@ -34,7 +34,9 @@ def test_unchanged_reference_is_kept_and_a_changed_registry_reloads(tmp_path):
     first = _load(con, landing)
     assert con.sql("select count(*) from ref_persons").fetchall() == [(2,)]
     # A marker row survives only if the tables are not reloaded.
-    con.execute("insert into ref_rejects values ('persons', 'marker', 0, 'x', null)")
+    con.execute(
+        "insert into ref_rejects (kind, source_file, source_row, reason, reason_column) values ('persons', 'marker', 0, 'x', null)"
+    )
     second = _load(con, landing)
     assert second.reference_files == first.reference_files  # the ledger sees the same inputs
     assert con.sql("select count(*) from ref_rejects where source_file = 'marker'").fetchall() == [
