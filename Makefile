@@ -9,12 +9,26 @@ export UV_LINK_MODE ?= copy
 export UV_COMPILE_BYTECODE ?= 1
 SCALE ?= S
 
-.PHONY: demo test bench lint fmt install uv shell clean airflow
+.PHONY: demo test bench lint fmt install uv deps shell clean airflow
+
+# Debian packages the reports need: a CJK font for the PDFs, pdftoppm and Chromium to look at
+# them in the tests. Installed only when missing; skipped (with a note) when not root.
+DEB_PACKAGES := fonts-wqy-microhei poppler-utils chromium
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
-install: uv
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null \
+	      || echo "note: could not install $$missing (PDF/screenshot tests will skip)"; \
+	  else echo "note: not root, not installing $$missing (PDF/screenshot tests will skip)"; fi; \
+	fi
+
+install: uv deps
 	@$(UV) sync --frozen --all-extras --quiet
 	@echo "install: .venv in sync with uv.lock ($$(grep -c '^name = ' uv.lock) packages locked)"
 	@# the SFTP delivery test starts a real OpenSSH server on loopback (Debian openssh-server)

@@ -532,6 +532,26 @@ def quarantine(
     sys.stdout.flush()
 
 
+@app.command()
+def explain(
+    month: ShownMonth,
+    psn: Annotated[str, typer.Option("--psn", help="insured person number (psn_no)")],
+    format: Annotated[str, typer.Option("--format", help="output format: text or json")] = "text",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+    policy: Policies = None,
+) -> None:
+    """Why a person is (or is not) warned in a month: settlements, rule, clause, threshold."""
+    from pipeline.warnings.explain import explain_person, render_json, render_text
+
+    fmt = _choice(format, "--format", ("text", "json"))
+    doc = explain_person(db, landing, tuple(policy or ()), _month(month), psn.strip())
+    text = render_json(doc) if fmt == "json" else render_text(doc)
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.flush()
+
+
 def main() -> None:
     """Console entry point: one line on stderr and a non-zero exit for any failure."""
     try:

@@ -163,3 +163,38 @@ DELIVERY_BODY = (
     "本邮件由 povwatch 自动发送。"
 )
 DELIVERY_KIND = "因病返贫/因病致贫预警台账"
+# Income statistics regions a threshold refers to (province level: admdvs ending 0000).
+REGIONS = {
+    "370000": "山东省",
+    "370800": "济宁市",
+    "130000": "河北省",
+    "220000": "吉林省",
+    "440000": "广东省",
+    "610000": "陕西省",
+    "610800": "榆林市",
+}
+INCOME_SCOPES = {"all": "全体居民", "urban": "城镇居民", "rural": "农村居民"}
+MED_CLASSES = {
+    "inpatient": "住院",
+    "outpatient_chronic": "门诊慢特病",
+    "outpatient": "普通门诊",
+    "pharmacy": "药店购药",
+    "other": "其他",
+}
+# What a department answers in the 台账's drop-down: the contract's decisions (identities and
+# FEEDBACK_DECISIONS) by their labels, and 待核实 while it checks.
+DECISIONS = {
+    **{k: v for k, v in IDENTITIES.items() if k != "ordinary"},
+    **FEEDBACK_DECISIONS,
+    "pending": DECISION_PENDING_LABEL,
+}
+# Why a rule did (not) warn a person: `povwatch explain` and the reports' 说明 / 原因.
+EXPLAIN = {
+    "warned": "已预警",
+    "not_warned": "未预警",
+    "population": "不属于该规则的监测人群",
+    "insutype": "参保类型不在该规则范围",
+    "below": "个人负担未超过预警标准",
+    "over": "个人负担超过预警标准",
+    "no_rule": "所在区划的政策对其身份不设预警（已在救助范围或不在任何监测人群）",
+}

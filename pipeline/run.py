@@ -41,13 +41,14 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
 from pipeline.quality import quarantine
-from pipeline.reports.frame import report_frame
-from pipeline.reports.xlsx import finish_reports, report_counties, write_county_ledgers
+from pipeline.reports.frame import ReportData, report_data
+from pipeline.reports.package import finish_packages, report_counties, write_county_packages
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.warehouse import connect, transaction
-from pipeline.warnings.cases import apply_feedback, store_followup
+from pipeline.warnings.cases import apply_feedback, report_decisions, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
+from pipeline.warnings.explain import explain_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
 
 
@@ -195,7 +196,7 @@ def compute_month(
                 with contextlib.suppress(duckdb.Error):
                     quality.store_results(con, run_id, str(m), exc.results)
             raise
-        result.counties = report_counties(deliverable)
+        result.counties = report_counties(deliverable.routed)
         result.seconds = round(time.perf_counter() - t0, 2)
         return result
     finally:
@@ -207,7 +208,7 @@ def _publish_month(
     m: Month,
     settings: Settings,
     run_id: str,
-    deliverable: pl.DataFrame,
+    deliverable: ReportData,
 ) -> None:
     frames = {
         "warnings": con.sql(
@@ -223,7 +224,7 @@ def _publish_month(
             "select * from ledger_files where run_id = ? order by export_month, source_file",
             params=[run_id],
         ).pl(),
-        "report_rows": deliverable,
+        **deliverable.frames(),
     }
     published.publish(settings.db, str(m), run_id, frames)
 
@@ -233,15 +234,15 @@ def write_county_reports(
 ) -> list[str]:
     """One county's 台账 (per department) from the month's published Parquet, never the warehouse."""
     m = str(month)
-    rows = published.read(settings.db, m, "report_rows", run_id)
-    return [str(p) for p in write_county_ledgers(rows, m, settings.outbox, county)]
+    data = ReportData.read(lambda name: published.read(settings.db, m, name, run_id), run_id)
+    return [str(p) for p in write_county_packages(data, m, settings.outbox, county)]
 
 
 def write_summary(month: str | Month, settings: Settings, run_id: str | None = None) -> list[str]:
     """The month's city summary and manifest, once every county's 台账 is in the outbox."""
     m = str(month)
-    rows = published.read(settings.db, m, "report_rows", run_id)
-    return [str(p) for p in finish_reports(rows, m, settings.outbox)]
+    data = ReportData.read(lambda name: published.read(settings.db, m, name, run_id), run_id)
+    return [str(p) for p in finish_packages(data, m, settings.outbox)]
 
 
 def deliver(
@@ -377,7 +378,10 @@ def _run(
     result = RunResult(
         month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
-    return result, report_frame(routed, registry, warnings)
+    explanation = explain_warnings(con, m, warnings, registry, rules, policies)
+    decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
+    data = report_data(con, str(m), routed, registry, warnings, explanation, run_id, decisions)
+    return result, data
 
 
 def _ingest_and_stage(

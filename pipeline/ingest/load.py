@@ -58,6 +58,11 @@ SETTLEMENTS = FileSpec(
         "refd_setl_flag",
         "init_setl_id",
         "vali_flag",
+        # shown when a warning is explained (contract: optional, absent-tolerant)
+        "fixmedins_code",
+        "fixmedins_name",
+        "dise_codg",
+        "dise_name",
     ),
     # The central settlement table setl_d spells some columns differently.
     aliases=(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
 import polars as pl
+
+from pipeline.errors import PovwatchError
+from pipeline.warnings.explain import Explanation
 
 
 def report_frame(
@@ -38,4 +45,175 @@ def report_frame(
             "hh_size",
             "hh_warned",
         )
+    )
+
+
+# Columns the explanation adds to each routed warning (null when reports are written from a
+# bare frame, e.g. in unit tests).
+EXPLAINED_COLUMNS: dict[str, pl.DataType] = {
+    "warning_id": pl.String,
+    "why": pl.String,
+    "clause": pl.String,
+    "quote": pl.String,
+    "document": pl.String,
+    "policy_file": pl.String,
+    "factor": pl.String,
+    "income_admdvs": pl.String,
+    "income_year": pl.Int32,
+    "income_scope": pl.String,
+    "income_amount_fen": pl.Int64,
+    "income_published_on": pl.Date,
+    "burden_measure": pl.String,
+    "also_to": pl.String,
+    "prev_decision": pl.String,
+    "wait_days": pl.Int64,
+}
+HISTORY_SCHEMA = {
+    "month": pl.String,
+    "psn_no": pl.String,
+    "hh_id": pl.String,
+    "admdvs": pl.String,
+    "warning_type": pl.String,
+    "department": pl.String,
+    "burden_ytd_fen": pl.Int64,
+    "threshold_fen": pl.Int64,
+}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything a month's packages are written from.
+
+    ``routed``: one row per (warning, department), see :func:`report_frame` and
+    ``EXPLAINED_COLUMNS``; ``settlements``: counted settlements of the warned persons and
+    their household members (``warnings.explain.counted_settlements``); ``members``: psn_no,
+    hh_id, burden_fen of every member of a warned household; ``history``: the year's routed
+    warnings up to and including the month (trend, month-over-month, resolved);
+    ``rules``: the rules in force with their citations (说明). ``decisions`` (optional):
+    warning_id, decision, decided_on — fills 上次决定 / 等待天数 once decisions come back.
+    """
+
+    routed: pl.DataFrame
+    settlements: pl.DataFrame | None = None
+    members: pl.DataFrame | None = None
+    history: pl.DataFrame | None = None
+    rules: pl.DataFrame | None = None
+    decisions: pl.DataFrame | None = None
+    run_id: str = ""
+
+    _FRAMES = ("settlements", "members", "history", "rules", "decisions")
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The frames to publish (``report_rows`` and ``report_<name>``), absent ones left out."""
+        out = {"report_rows": self.routed}
+        for name in self._FRAMES:
+            frame = getattr(self, name)
+            if frame is not None:
+                out[f"report_{name}"] = frame
+        return out
+
+    @classmethod
+    def read(cls, read: Callable[[str], pl.DataFrame], run_id: str = "") -> ReportData:
+        """Back from the published frames (``read(name)``); a missing one is None."""
+        routed = read("report_rows")
+        parts = {}
+        for name in cls._FRAMES:
+            try:
+                parts[name] = read(f"report_{name}")
+            except (PovwatchError, OSError):
+                parts[name] = None
+        return cls(routed=routed, run_id=run_id or "", **parts)
+
+
+def report_data(
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    routed: pl.DataFrame,
+    registry: pl.DataFrame,
+    warnings: pl.DataFrame,
+    explanation: Explanation,
+    run_id: str,
+    decisions: pl.DataFrame | None = None,
+) -> ReportData:
+    """The report frame with each warning's explanation, and the year's history."""
+    why = explanation.verdicts.filter(pl.col("warned")).select(
+        "psn_no",
+        "warning_type",
+        *(c for c in EXPLAINED_COLUMNS if c in explanation.verdicts.columns),
+    )
+    base = report_frame(routed, registry, warnings).join(
+        why, on=["psn_no", "warning_type"], how="left"
+    )
+    history = con.sql(
+        """
+        select w.month, w.psn_no, w.hh_id, w.admdvs, w.warning_type, r.department,
+               w.burden_ytd_fen, w.threshold_fen
+        from mart_warnings w
+        join mart_warning_routes r using (month, psn_no, warning_type)
+        where w.month between ? and ?
+        """,
+        params=[month[:4] + "-01", month],
+    ).pl()
+    citations = explanation.verdicts.select(
+        "rule_id",
+        "warning_type",
+        *(c for c in EXPLAINED_COLUMNS if c in explanation.verdicts.columns and c != "why"),
+        "threshold_fen",
+        "unit",
+    ).unique(["rule_id", "income_admdvs", "threshold_fen"])
+    citations = citations.drop(
+        [
+            c
+            for c in ("warning_id", "also_to", "prev_decision", "wait_days")
+            if c in citations.columns
+        ]
+    )
+    return ReportData(
+        routed=base,
+        settlements=explanation.settlements,
+        members=explanation.members,
+        history=history.cast(HISTORY_SCHEMA),  # type: ignore[arg-type]
+        rules=citations,
+        decisions=decisions,
+        run_id=run_id,
+    )
+
+
+def with_explained_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """Add any explanation column the frame lacks (null), the warning id, 也推送至."""
+    from pipeline.warnings.compute import warning_id_expr
+
+    missing = [
+        pl.lit(None, dtype=t).alias(c)
+        for c, t in EXPLAINED_COLUMNS.items()
+        if c not in df.columns and c != "also_to"
+    ]
+    df = df.with_columns(missing)
+    df = df.with_columns(pl.coalesce(pl.col("warning_id"), warning_id_expr()).alias("warning_id"))
+    return _also_to(df.drop("also_to", strict=False))
+
+
+def _also_to(df: pl.DataFrame) -> pl.DataFrame:
+    from pipeline.labels import DEPARTMENTS
+
+    others = (
+        df.select("psn_no", "warning_type", "department")
+        .join(
+            df.select("psn_no", "warning_type", pl.col("department").alias("_other")),
+            on=["psn_no", "warning_type"],
+        )
+        .filter(pl.col("_other") != pl.col("department"))
+        .group_by("psn_no", "warning_type", "department")
+        .agg(
+            pl.col("_other")
+            .replace_strict(DEPARTMENTS, default=pl.col("_other"))
+            .sort()
+            .str.join("、")
+            .alias("_also")
+        )
+    )
+    return (
+        df.join(others, on=["psn_no", "warning_type", "department"], how="left")
+        .with_columns(pl.col("_also").alias("also_to"))
+        .drop("_also")
     )

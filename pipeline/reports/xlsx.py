@@ -1,28 +1,26 @@
-"""Monthly reports: one Excel 台账 per department and county, a city summary and a manifest.
+"""The 台账 (XLSX) per department × county, and the city summary workbook.
 
-Layout under ``outbox/<month>/``::
+A 台账 has four sheets: 户 (households: members warned, household burden, identities, the
+largest costs), 人员 (one row per warning: 预警编号, burden, threshold, 超出金额, ratio, 也推送至,
+上次决定/等待天数, and the decision columns to fill in), 费用明细 (the settlements behind each
+warning, from ``warnings.explain``) and 说明 (the rule in words with its clause, the income
+figure and its publication date, what each column means).
 
-    <department>/<admdvs>/预警台账_<部门>_<县区>_<month>.xlsx   per (department, county) with rows
-    summary_<month>.xlsx                                    全市汇总 + 分部门汇总
-    manifest.json                                           path, sha256, bytes, rows per file
+Only the decision cells are unlocked (drop-down of the contract's decisions plus 待核实 and
+无法联系); every sheet is protected. Printing: A4 landscape, at most two pages wide, title
+and header repeated on every page. Text is always written as a string and text starting with
+``= + - @``, a tab or CR carries Excel's quote prefix, so no spreadsheet evaluates it.
 
 Every file is byte-for-byte reproducible from the same input: workbooks are built in memory
-(xlsxwriter then stamps every zip entry 1980-01-01) and their document dates are the first day of
-the month, never the wall clock. All sheet data is computed with polars; only the final cell
-writing goes through xlsxwriter.
+(xlsxwriter stamps every zip entry 1980-01-01) and their document dates are the first day of
+the month, never the wall clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -30,17 +28,29 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline.errors import PovwatchError
-from pipeline.labels import COUNTIES, DEPARTMENTS, IDENTITIES, INSUTYPES, STATUSES, WARNING_TYPES
+from pipeline.labels import (
+    COUNTIES,
+    DECISIONS,
+    DEPARTMENTS,
+    IDENTITIES,
+    INCOME_SCOPES,
+    INSUTYPES,
+    MED_CLASSES,
+    REGIONS,
+    STATUSES,
+    WARNING_TYPES,
+)
+from pipeline.money import fen_text
 from pipeline.months import Month
 
 __all__ = [
-    "write_reports",
-    "write_county_ledgers",
-    "finish_reports",
-    "report_counties",
     "REQUIRED_COLUMNS",
     "LEDGER_HEADERS",
     "VERDICT_CHOICES",
+    "checked",
+    "ledger_rows",
+    "write_ledger",
+    "write_summary",
 ]
 
 REQUIRED_COLUMNS = (
@@ -65,23 +75,24 @@ REQUIRED_COLUMNS = (
 # --- words a person reads (kept here only when labels.py has no entry for them) ----------------
 TITLE_KIND = "因病返贫/因病致贫预警台账"
 SUMMARY_KIND = "因病返贫/因病致贫预警 全市汇总"
-LEDGER_SHEET = "预警台账"
+HOUSEHOLD_SHEET = "户"
+PERSON_SHEET = "人员"
+COST_SHEET = "费用明细"
+NOTES_SHEET = "说明"
 SUMMARY_SHEET = "全市汇总"
 BY_DEPT_SHEET = "分部门汇总"
 FILE_PREFIX = "预警台账"
 TOTAL = "合计"
-VERDICT_NONE = "不符合条件"
-VERDICT_ASSISTED = "已纳入救助"
-# What a department may answer: an identity (not "ordinary", which is no decision), or neither.
-VERDICT_CHOICES = [v for k, v in IDENTITIES.items() if k != "ordinary"] + [
-    VERDICT_NONE,
-    VERDICT_ASSISTED,
-]
+# What a department may answer: the contract's decisions (identities, not eligible, already
+# assisted, unreachable) by their Chinese labels, and 待核实 while it checks.
+VERDICT_CHOICES = list(DECISIONS.values())
 SUMMARY_NOTE = "注：人数、户数均为去重计数；同一人推送至两个部门时，在全市汇总中只计一次。"
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 # (header, ledger column, kind) in sheet order; kind drives format and width.
 _LEDGER_COLUMNS: list[tuple[str, str, str]] = [
     ("序号", "seq", "int"),
+    ("预警编号", "warning_id", "text"),
     ("户号", "hh_id", "text"),
     ("个人编号", "psn_no", "text"),
     ("姓名", "psn_name", "text"),
@@ -93,15 +104,83 @@ _LEDGER_COLUMNS: list[tuple[str, str, str]] = [
     ("年度累计个人负担(元)", "burden_yuan", "money"),
     ("预警标准(元)", "threshold_yuan", "money"),
     ("超出金额(元)", "excess_yuan", "money"),
+    ("负担/标准", "ratio", "ratio"),
     ("首次预警月份", "first_month", "text"),
     ("预警状态", "status_label", "text"),
     ("规则编号", "rule_id", "text"),
     ("同户预警人数", "hh_warned", "int"),
+    ("也推送至", "also_to", "text"),
+    ("上次决定", "prev_decision", "text"),
+    ("等待天数", "wait_days", "int"),
     ("核实结论", "verdict", "fill"),
     ("核实日期", "verdict_date", "date"),
     ("备注", "remark", "fill"),
 ]
 LEDGER_HEADERS = [h for h, _, _ in _LEDGER_COLUMNS]
+
+_HOUSEHOLD_COLUMNS: list[tuple[str, str, str]] = [
+    ("序号", "seq", "int"),
+    ("户号", "hh_id", "text"),
+    ("预警人员", "members_warned", "text"),
+    ("预警人数", "n_warned", "int"),
+    ("户内人数", "hh_size", "int"),
+    ("户年度累计个人负担(元)", "hh_burden_yuan", "money"),
+    ("最高超出金额(元)", "max_excess_yuan", "money"),
+    ("现有身份", "identity_label", "text"),
+    ("最大几笔费用", "largest_costs", "note"),
+    ("预警原因", "why_text", "note"),
+    ("首次预警月份", "first_month", "text"),
+    ("本月新增", "new_label", "text"),
+]
+
+_COST_COLUMNS: list[tuple[str, str, str]] = [
+    ("预警编号", "warning_id", "text"),
+    ("户号", "hh_id", "text"),
+    ("个人编号", "psn_no", "text"),
+    ("姓名", "psn_name", "text"),
+    ("结算编号", "setl_id", "text"),
+    ("结算时间", "setl_time", "text"),
+    ("数据月份", "export_month", "text"),
+    ("就诊类型", "med_label", "text"),
+    ("医疗机构", "fixmedins_name", "text"),
+    ("诊断", "dise_name", "text"),
+    ("计入金额(元)", "amount_yuan", "money"),
+    ("冲销说明", "reversal_note", "text"),
+]
+
+_RULE_COLUMNS: list[tuple[str, str, str]] = [
+    ("规则编号", "rule_id", "text"),
+    ("预警类型", "warning_label", "text"),
+    ("政策文件", "document", "text"),
+    ("条款", "clause", "text"),
+    ("原文", "quote", "text"),
+    ("收入基数", "income_text", "text"),
+    ("公布日期", "published_on", "text"),
+    ("系数", "factor", "text"),
+    ("预警标准(元)", "threshold_yuan", "money"),
+]
+
+COLUMN_NOTES = {
+    "预警编号": "年度-类型-个人编号（R 因病返贫，I 因病致贫），同一人同一类型全年不变；反馈决定时引用",
+    "年度累计个人负担(元)": "本年度截至本月数据的个人负担：个人自付 + 医疗救助支付（基本医保、大病保险之后），冲销按原结算年度计",
+    "预警标准(元)": "收入基数 × 系数，四舍五入到分；负担须严格超过标准才预警",
+    "超出金额(元)": "年度累计个人负担 − 预警标准",
+    "负担/标准": "年度累计个人负担 ÷ 预警标准",
+    "预警状态": "新增：本年度首次出现该类预警；持续：本年度此前月份已预警",
+    "也推送至": "同一预警同时推送的另一部门（请协同核实，避免重复救助）",
+    "上次决定": "此前反馈的决定（有反馈数据时填写）",
+    "等待天数": "自首次预警月末起尚无反馈决定的天数（有反馈数据时填写）",
+    "核实结论": "请从下拉列表选择：认定身份、不符合条件、已纳入救助、无法联系、待核实",
+    "核实日期": "核实结论的日期，如 2024-03-15",
+    "费用明细": "每条预警计入年度累计负担的结算；负数为冲销（退费），冲销说明写明对应关系",
+}
+
+FONT = "等线"
+_ADMDVS = re.compile(r"^\d{6}$")
+_MIN_WIDTH, _MAX_WIDTH = 6.0, 40.0
+_KIND_MIN_WIDTH = {"money": 12.0, "date": 12.0, "fill": 16.0, "ratio": 8.0}
+_NOTE_WIDTH = 60.0  # wrapped long text (why, largest costs)
+
 
 _SUMMARY_COLUMNS: list[tuple[str, str, str]] = [
     ("区划代码", "admdvs", "text"),
@@ -114,106 +193,13 @@ _SUMMARY_COLUMNS: list[tuple[str, str, str]] = [
 _BY_DEPT_COLUMNS: list[tuple[str, str, str]] = [("接收部门", "department_label", "text")]
 _BY_DEPT_COLUMNS += _SUMMARY_COLUMNS
 
-FONT = "等线"
-_ADMDVS = re.compile(r"^\d{6}$")
-_MIN_WIDTH, _MAX_WIDTH = 6.0, 40.0
-_KIND_MIN_WIDTH = {"money": 12.0, "date": 12.0, "fill": 16.0}
-
-
-@dataclass(frozen=True)
-class _Written:
-    rel: str  # posix path relative to outbox/<month>/
-    rows: int
-
-
-# =============================================================================================
-# Public entry point
-# =============================================================================================
-
-
-def write_reports(routed: pl.DataFrame, month: str, outbox: Path) -> list[Path]:
-    """Write this month's 台账, city summary and manifest under ``outbox/<month>/``.
-
-    ``routed`` has one row per (warning, receiving department); it may be empty. Files this
-    function owns in that month folder (department 台账, the summary, the manifest) are replaced,
-    so a re-run leaves nothing stale; anything else there is left alone. Returns every written
-    path, sorted. The same as ``write_county_ledgers`` for every county, then ``finish_reports``
-    (which is how the scheduler runs it: one task per county, then one to finish).
-    """
-    df = _checked(routed, _label(month))
-    for admdvs in report_counties(df):
-        write_county_ledgers(df, month, outbox, admdvs)
-    return finish_reports(df, month, outbox)
-
-
-def report_counties(routed: pl.DataFrame) -> list[str]:
-    """The counties that get a 台账 this month, sorted."""
-    return sorted(routed.get_column("admdvs").unique().to_list())
-
-
-def write_county_ledgers(routed: pl.DataFrame, month: str, outbox: Path, admdvs: str) -> list[Path]:
-    """Write one county's 台账 (one per department), each replaced atomically. Returns the paths."""
-    label = _label(month)
-    m = Month.parse(label)
-    df = _checked(routed.filter(pl.col("admdvs") == admdvs), label)
-    month_dir = Path(outbox) / label
-    month_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (dept, county), part in _partitions(_ledger_rows(df)):
-        target = month_dir / _ledger_rel(dept, county, label)
-        staging = target.parent / f".{target.name}.tmp"
-        _write_ledger(staging, part, m, dept, county)
-        os.replace(staging, target)
-        written.append(target)
-    return sorted(written)
-
-
-def finish_reports(routed: pl.DataFrame, month: str, outbox: Path) -> list[Path]:
-    """After every county's 台账: the city summary, stale files dropped, the manifest last.
-
-    Stops with one line when a county's 台账 is missing (its county step has not run).
-    Returns every path of the month's delivery, sorted.
-    """
-    label = _label(month)
-    m = Month.parse(label)
-    df = _checked(routed, label)
-    month_dir = Path(outbox) / label
-    written = [
-        _Written(_ledger_rel(d, c, label), part.height)
-        for (d, c), part in _partitions(_ledger_rows(df))
-    ]
-    for w in written:
-        if not (month_dir / w.rel).is_file():
-            raise PovwatchError(
-                f"report: {month_dir / w.rel} missing (its county step has not run)"
-            )
-    month_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{label}.staging.", dir=month_dir))
-    try:
-        rel = f"summary_{label}.xlsx"
-        written.append(_Written(rel, _write_summary(staging / rel, df, m)))
-        written.sort(key=lambda w: w.rel)
-        os.replace(staging / rel, month_dir / rel)
-        manifest = _manifest(month_dir, label, written)
-        paths = _publish(staging, month_dir, label, [w.rel for w in written], manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return sorted(paths)
-
-
-def _label(month: str) -> str:
-    try:
-        return str(Month.parse(month))
-    except ValueError as err:
-        raise PovwatchError(f"report: {err}") from err
-
 
 # =============================================================================================
 # Input checks and sheet data (polars only)
 # =============================================================================================
 
 
-def _checked(routed: pl.DataFrame, month: str) -> pl.DataFrame:
+def checked(routed: pl.DataFrame, month: str) -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in routed.columns]
     if missing:
         raise PovwatchError(f"report: routed warnings lack column(s) {', '.join(missing)}")
@@ -241,23 +227,28 @@ def _checked(routed: pl.DataFrame, month: str) -> pl.DataFrame:
     for col, _, why in checks:
         if df.height and bad[col][0]:
             row = bad[f"{col}#row"][0]
-            value = df[col][row]
-            raise PovwatchError(
-                f"report: routed warnings row {row}: column {col}: {why} ({value!r})"
-            )
+            # the value itself is not shown: it may be a person's number
+            raise PovwatchError(f"report: routed warnings row {row}: column {col}: {why}")
     return df
 
 
-def _ledger_rel(dept: str, admdvs: str, month: str) -> str:
-    name = f"{FILE_PREFIX}_{DEPARTMENTS[dept]}_{_county_name(admdvs)}_{month}.xlsx"
+def ledger_rel(dept: str, admdvs: str, month: str, prefix: str = FILE_PREFIX, ext="xlsx") -> str:
+    """A package file's path, built from validated codes only (department, 6-digit county)."""
+    if (
+        dept not in DEPARTMENTS
+        or not _ADMDVS.match(admdvs)
+        or not re.match(r"^\d{4}-\d{2}$", month)
+    ):
+        raise PovwatchError("report: a file name needs a known department and a 6-digit county")
+    name = f"{prefix}_{DEPARTMENTS[dept]}_{county_name(admdvs)}_{month}.{ext}"
     return f"{dept}/{admdvs}/{name}"
 
 
-def _county_name(admdvs: str) -> str:
+def county_name(admdvs: str) -> str:
     return COUNTIES.get(admdvs, admdvs)
 
 
-def _county_expr(code: pl.Expr) -> pl.Expr:
+def county_expr(code: pl.Expr) -> pl.Expr:
     return code.replace_strict(COUNTIES, default=code, return_dtype=pl.String)
 
 
@@ -275,11 +266,11 @@ def _yuan(fen: pl.Expr) -> pl.Expr:
     return (fen.cast(pl.Float64) / 100).round(2)
 
 
-def _ledger_rows(df: pl.DataFrame) -> pl.DataFrame:
-    """Every 台账 row with display values, sorted hh_id, psn_no within department × county."""
-    codes = pl.col("identities").str.split(",").list.eval(pl.element().str.strip_chars())
+def identity_label(codes: pl.Expr) -> pl.Expr:
+    """Comma-separated identity codes → Chinese labels (none: 普通参保人员)."""
+    codes = codes.str.split(",").list.eval(pl.element().str.strip_chars())
     codes = codes.list.filter(pl.element() != "")
-    identity = (
+    return (
         pl.when(codes.list.len() == 0)
         .then(pl.lit(IDENTITIES["ordinary"]))
         .otherwise(
@@ -290,7 +281,14 @@ def _ledger_rows(df: pl.DataFrame) -> pl.DataFrame:
             ).list.join("、")
         )
     )
-    county = _county_expr(pl.col("admdvs")) + pl.lit("(") + pl.col("admdvs") + pl.lit(")")
+
+
+def ledger_rows(df: pl.DataFrame) -> pl.DataFrame:
+    """Every 台账 row with display values, sorted hh_id, psn_no within department × county.
+
+    ``df`` carries the report frame's columns and ``frame.EXPLAINED_COLUMNS``.
+    """
+    county = county_expr(pl.col("admdvs")) + pl.lit("(") + pl.col("admdvs") + pl.lit(")")
     return (
         _ordered(df)
         .sort(["_dept_order", "admdvs", "hh_id", "psn_no", "_type_order", "rule_id"])
@@ -298,23 +296,37 @@ def _ledger_rows(df: pl.DataFrame) -> pl.DataFrame:
             "department",
             "admdvs",
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("department", "admdvs").alias("seq"),
+            "warning_id",
             "hh_id",
             "psn_no",
             "psn_name",
             "certno",
             county.alias("county"),
+            "warning_type",
+            "status",
+            "identities",
             pl.col("warning_type").replace_strict(WARNING_TYPES).alias("warning_label"),
-            identity.alias("identity_label"),
+            identity_label(pl.col("identities")).alias("identity_label"),
             pl.col("insutype")
             .replace_strict(INSUTYPES, default=pl.col("insutype"), return_dtype=pl.String)
             .alias("insutype_label"),
+            "burden_ytd_fen",
+            "threshold_fen",
+            (pl.col("burden_ytd_fen") - pl.col("threshold_fen")).alias("excess_fen"),
             _yuan(pl.col("burden_ytd_fen")).alias("burden_yuan"),
             _yuan(pl.col("threshold_fen")).alias("threshold_yuan"),
             _yuan(pl.col("burden_ytd_fen") - pl.col("threshold_fen")).alias("excess_yuan"),
+            (pl.col("burden_ytd_fen") / pl.col("threshold_fen")).round(2).alias("ratio"),
             "first_month",
             pl.col("status").replace_strict(STATUSES).alias("status_label"),
             "rule_id",
             "hh_warned",
+            "hh_size",
+            "also_to",
+            "prev_decision",
+            "wait_days",
+            "why",
+            "burden_measure",
             pl.lit(None, dtype=pl.String).alias("verdict"),
             pl.lit(None, dtype=pl.String).alias("verdict_date"),
             pl.lit(None, dtype=pl.String).alias("remark"),
@@ -322,7 +334,154 @@ def _ledger_rows(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _partitions(ledger: pl.DataFrame) -> list[tuple[tuple[str, str], pl.DataFrame]]:
+def cost_rows(part: pl.DataFrame, settlements: pl.DataFrame | None) -> pl.DataFrame:
+    """The settlements behind each warning of a package, amount as the rule counts it."""
+    from pipeline.warnings.explain import counted_amount
+
+    if settlements is None or settlements.is_empty() or part.is_empty():
+        return pl.DataFrame(
+            schema={c: pl.Float64 if k == "money" else pl.String for _, c, k in _COST_COLUMNS}
+            | {"amount_fen": pl.Int64}
+        )
+    keys = part.select(
+        "warning_id",
+        "hh_id",
+        "psn_no",
+        "psn_name",
+        pl.col("burden_measure").fill_null("after_insurance"),
+    ).unique("warning_id", maintain_order=True)
+    reversal = (
+        pl.when(pl.col("reversal_of").is_not_null())
+        .then(pl.lit("冲销 ") + pl.col("reversal_of"))
+        .when(pl.col("reversed_by").is_not_null())
+        .then(pl.lit("已被 ") + pl.col("reversed_by") + pl.lit(" 冲销"))
+    )
+    med = pl.col("med_class").replace_strict(MED_CLASSES, default=pl.col("med_class"))
+    return (
+        keys.join(settlements, on="psn_no", how="inner")
+        .with_columns(counted_amount())
+        .sort("hh_id", "psn_no", "warning_id", "setl_time", "setl_id")
+        .select(
+            "warning_id",
+            "hh_id",
+            "psn_no",
+            "psn_name",
+            "setl_id",
+            pl.col("setl_time").dt.strftime("%Y-%m-%d %H:%M"),
+            "export_month",
+            (med + pl.lit("(") + pl.col("med_type") + pl.lit(")")).alias("med_label"),
+            "fixmedins_name",
+            "dise_name",
+            "amount_fen",
+            _yuan(pl.col("amount_fen")).alias("amount_yuan"),
+            reversal.alias("reversal_note"),
+        )
+    )
+
+
+def household_rows(
+    part: pl.DataFrame, settlements: pl.DataFrame | None, members: pl.DataFrame | None
+) -> pl.DataFrame:
+    """One row per household of a package: members warned, household burden, largest costs."""
+    person = pl.coalesce(pl.col("psn_name"), pl.col("psn_no"))
+    per_hh = (
+        part.sort("excess_fen", descending=True)
+        .group_by("hh_id", maintain_order=True)
+        .agg(
+            pl.format(
+                "{}（{}，超出 {} 元）",
+                person,
+                pl.col("warning_label"),
+                fen_text(pl.col("excess_fen")),
+            )
+            .unique(maintain_order=True)
+            .str.join("；")
+            .alias("members_warned"),
+            pl.col("psn_no").n_unique().cast(pl.Int64).alias("n_warned"),
+            pl.col("hh_size").max().cast(pl.Int64).alias("hh_size"),
+            pl.col("excess_fen").max().alias("max_excess_fen"),
+            pl.col("identity_label")
+            .str.split("、")
+            .list.explode(keep_nulls=False, empty_as_null=False)
+            .unique(maintain_order=True)
+            .str.join("、")
+            .alias("identity_label"),
+            pl.col("first_month").min().alias("first_month"),
+            (pl.col("status") == "new").any().alias("any_new"),
+            pl.format("{}：{}", person, pl.col("why").fill_null(""))
+            .str.join("\n")
+            .alias("why_text"),
+            pl.col("burden_ytd_fen").sum().alias("_warned_burden"),
+        )
+    )
+    if members is not None and members.height:
+        hh_burden = members.group_by("hh_id").agg(pl.col("burden_fen").sum().alias("hh_burden_fen"))
+        per_hh = per_hh.join(hh_burden, on="hh_id", how="left")
+    else:
+        per_hh = per_hh.with_columns(pl.lit(None, dtype=pl.Int64).alias("hh_burden_fen"))
+    if settlements is not None and settlements.height:
+        top = (
+            settlements.filter(pl.col("hh_id").is_in(per_hh["hh_id"].implode()))
+            .sort("amount__after_insurance", "setl_id", descending=[True, False])
+            .group_by("hh_id", maintain_order=True)
+            .head(3)
+            .group_by("hh_id", maintain_order=True)
+            .agg(
+                pl.format(
+                    "{} {} {} 元",
+                    pl.col("setl_time").dt.strftime("%Y-%m-%d"),
+                    pl.col("fixmedins_name").fill_null("医疗机构不详"),
+                    fen_text(pl.col("amount__after_insurance")),
+                )
+                .str.join("；")
+                .alias("largest_costs")
+            )
+        )
+        per_hh = per_hh.join(top, on="hh_id", how="left")
+    else:
+        per_hh = per_hh.with_columns(pl.lit(None, dtype=pl.String).alias("largest_costs"))
+    return per_hh.sort("max_excess_fen", "hh_id", descending=[True, False]).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("seq"),
+        _yuan(pl.coalesce("hh_burden_fen", "_warned_burden")).alias("hh_burden_yuan"),
+        _yuan(pl.col("max_excess_fen")).alias("max_excess_yuan"),
+        pl.when(pl.col("any_new")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("new_label"),
+    )
+
+
+def rule_rows(rules: pl.DataFrame | None, part: pl.DataFrame) -> pl.DataFrame:
+    """The rules behind a package's warnings, in words (说明)."""
+    if rules is None or rules.is_empty():
+        return pl.DataFrame(schema={c: pl.String for _, c, _ in _RULE_COLUMNS})
+    used = part.select("rule_id").unique()
+    income = pl.concat_str(
+        pl.col("income_admdvs").replace_strict(
+            REGIONS, default=pl.col("income_admdvs"), return_dtype=pl.String
+        ),
+        pl.col("income_year").cast(pl.String),
+        pl.lit("年"),
+        pl.col("income_scope").replace_strict(INCOME_SCOPES, return_dtype=pl.String),
+        pl.lit("人均可支配收入 "),
+        fen_text(pl.col("income_amount_fen")),
+        pl.lit(" 元"),
+    )
+    return (
+        rules.join(used, on="rule_id", how="semi")
+        .sort("rule_id", "threshold_fen")
+        .select(
+            "rule_id",
+            pl.col("warning_type").replace_strict(WARNING_TYPES).alias("warning_label"),
+            "document",
+            "clause",
+            "quote",
+            income.alias("income_text"),
+            pl.col("income_published_on").cast(pl.String).alias("published_on"),
+            "factor",
+            _yuan(pl.col("threshold_fen")).alias("threshold_yuan"),
+        )
+    )
+
+
+def partitions(ledger: pl.DataFrame) -> list[tuple[tuple[str, str], pl.DataFrame]]:
     if ledger.is_empty():
         return []
     parts = ledger.partition_by(["department", "admdvs"], as_dict=True, maintain_order=True)
@@ -344,7 +503,7 @@ def _summary_tables(
     keys = ["admdvs", "_type_order", "_status_order"]
     labels = [
         pl.col("admdvs"),
-        _county_expr(pl.col("admdvs")).alias("county_name"),
+        county_expr(pl.col("admdvs")).alias("county_name"),
         pl.col("_type_order").cast(pl.String).replace_strict(WARNING_TYPES).alias("warning_label"),
         pl.col("_status_order").cast(pl.String).replace_strict(STATUSES).alias("status_label"),
         pl.col("persons").cast(pl.Int64),
@@ -411,15 +570,26 @@ class _Book:
         add = self.wb.add_format
         self.title = add({**base, "bold": True, "font_size": 14})
         self.note = add({**base, "font_size": 10, "italic": True})
+        self.wrap = add({**base, "text_wrap": True, "valign": "top"})
+        self.bold = add({**base, "bold": True})
         self.header = add(
             {**cell, "bold": True, "bg_color": "#DDEBF7", "align": "center", "text_wrap": True}
         )
+        fill = {"bg_color": "#FFF2CC", "locked": False}
         self.kinds = {
             "text": add({**cell, "num_format": "@"}),
             "int": add({**cell, "num_format": "0", "align": "center"}),
             "money": add({**cell, "num_format": "0.00"}),
-            "fill": add({**cell, "num_format": "@", "bg_color": "#FFF2CC"}),
-            "date": add({**cell, "num_format": "yyyy-mm-dd", "bg_color": "#FFF2CC"}),
+            "ratio": add({**cell, "num_format": "0.00"}),
+            "fill": add({**cell, "num_format": "@", **fill}),
+            "note": add({**cell, "num_format": "@", "text_wrap": True, "valign": "top"}),
+            "date": add({**cell, "num_format": "yyyy-mm-dd", **fill}),
+        }
+        # the same, with Excel's quote prefix: text that looks like a formula stays text
+        self.quoted = {
+            "text": add({**cell, "num_format": "@", "quote_prefix": True}),
+            "note": add({**cell, "num_format": "@", "quote_prefix": True, "text_wrap": True}),
+            "fill": add({**cell, "num_format": "@", "quote_prefix": True, **fill}),
         }
         self.total_kinds = {
             "text": add({**cell, "bold": True, "num_format": "@", "bg_color": "#F2F2F2"}),
@@ -435,6 +605,16 @@ class _Book:
         self.wb.close()
 
 
+def write_text(ws: Worksheet, row: int, col: int, value: str | None, book: _Book, kind="text"):
+    """A string cell no spreadsheet evaluates (quote prefix for = + - @ tab CR)."""
+    if value is None:
+        ws.write_blank(row, col, None, book.kinds[kind])
+    elif value.startswith(_DANGEROUS):
+        ws.write_string(row, col, value, book.quoted.get(kind, book.quoted["text"]))
+    else:
+        ws.write_string(row, col, value, book.kinds[kind])
+
+
 def _display_width(s: pl.Expr) -> pl.Expr:
     """Approximate Excel width: a CJK character (3 UTF-8 bytes) counts as two ASCII ones."""
     chars = s.str.len_chars()
@@ -445,7 +625,7 @@ def _widths(df: pl.DataFrame, columns: Sequence[tuple[str, str, str]]) -> list[f
     exprs = [
         pl.col(col).cast(pl.String).fill_null("").pipe(_display_width).max().alias(col)
         for _, col, kind in columns
-        if kind != "money"
+        if kind not in ("money", "ratio")
     ]
     measured = df.select(exprs).row(0, named=True) if df.height and exprs else {}
     widths = []
@@ -454,11 +634,31 @@ def _widths(df: pl.DataFrame, columns: Sequence[tuple[str, str, str]]) -> list[f
         data = measured.get(col) or 0
         if kind == "money":
             data = 12  # up to 9,999,999.99
+        elif kind == "ratio":
+            data = 5
         floor = _KIND_MIN_WIDTH.get(kind, _MIN_WIDTH)
         # Headers wrap (two lines fit the header row), so a long one needs only about half.
         head_width = float(head) + 2 if head <= 12 else float(head) / 2 + 3
+        if kind == "note":
+            widths.append(_NOTE_WIDTH)
+            continue
         widths.append(min(_MAX_WIDTH, max(floor, head_width, float(data) + 2)))
     return widths
+
+
+def _protect(ws: Worksheet) -> None:
+    """Locked cells stay as written; the decision cells (unlocked formats) take input."""
+    ws.protect(
+        "",
+        {
+            "autofilter": True,
+            "sort": True,
+            "format_columns": True,
+            "format_rows": True,
+            "select_locked_cells": True,
+            "select_unlocked_cells": True,
+        },
+    )
 
 
 def _write_table(
@@ -469,6 +669,7 @@ def _write_table(
     data: pl.DataFrame,
     totals: pl.DataFrame | None = None,
     freeze_cols: int = 0,
+    pages_wide: int = 1,
 ) -> int:
     """Title in row 0, header in row 1, data from row 2, then optional total rows.
 
@@ -484,8 +685,14 @@ def _write_table(
         ws.set_column(c, c, width)
     first = 2
     for c, (_, col, kind) in enumerate(columns):
-        if data.height:
-            ws.write_column(first, c, data[col].to_list(), book.kinds[kind])
+        if not data.height:
+            continue
+        values = data[col].to_list()
+        if kind in ("text", "fill", "note"):
+            for r, v in enumerate(values):
+                write_text(ws, first + r, c, None if v is None else str(v), book, kind)
+        else:
+            ws.write_column(first, c, values, book.kinds[kind])
     last = first + data.height - 1  # last data row (== 1 when there is none)
     ws.autofilter(1, 0, max(last, 1), ncols - 1)
     ws.freeze_panes(2, freeze_cols)
@@ -495,10 +702,10 @@ def _write_table(
             fmt = book.total_kinds["int" if kind == "int" else "text"]
             ws.write_column(row, c, totals[col].to_list(), fmt)
         row += totals.height
-    # Printing: A4 landscape, one page wide, title + header repeated on every page.
+    # Printing: A4 landscape, at most `pages_wide` pages wide, title + header on every page.
     ws.set_landscape()
     ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
+    ws.fit_to_pages(pages_wide, 0)
     ws.repeat_rows(0, 1)
     ws.center_horizontally()
     ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
@@ -506,17 +713,34 @@ def _write_table(
     return row
 
 
-def _title_month(m: Month) -> str:
+def title_month(m: Month) -> str:
     return f"{m.year:04d}年{m.month:02d}月"
 
 
-def _write_ledger(path: Path, part: pl.DataFrame, m: Month, dept: str, admdvs: str) -> None:
-    county = f"{_county_name(admdvs)}({admdvs})"
-    title = f"{_title_month(m)} {TITLE_KIND} — {DEPARTMENTS[dept]} — {county}"
+def write_ledger(
+    path: Path,
+    part: pl.DataFrame,
+    households: pl.DataFrame,
+    costs: pl.DataFrame,
+    rules: pl.DataFrame,
+    m: Month,
+    dept: str,
+    admdvs: str,
+) -> None:
+    """One 台账: 户, 人员 (with the decision columns), 费用明细, 说明."""
+    county = f"{county_name(admdvs)}({admdvs})"
+    title = f"{title_month(m)} {TITLE_KIND} — {DEPARTMENTS[dept]} — {county}"
     book = _Book(path, m, title)
-    ws = book.sheet(LEDGER_SHEET)
-    _write_table(book, ws, title, _LEDGER_COLUMNS, part, freeze_cols=4)
-    first, last = 2, 1 + part.height
+
+    ws_h = book.sheet(HOUSEHOLD_SHEET)
+    _write_table(
+        book, ws_h, f"{title}（按户）", _HOUSEHOLD_COLUMNS, households, freeze_cols=2, pages_wide=2
+    )
+    _protect(ws_h)
+
+    ws = book.sheet(PERSON_SHEET)
+    _write_table(book, ws, title, _LEDGER_COLUMNS, part, freeze_cols=5, pages_wide=2)
+    first, last = 2, 1 + max(part.height, 1)
     verdict_col = LEDGER_HEADERS.index("核实结论")
     source = VERDICT_CHOICES
     choices = pl.DataFrame({"c": source}).select(_display_width(pl.col("c")).max()).item()
@@ -554,13 +778,29 @@ def _write_ledger(path: Path, part: pl.DataFrame, m: Month, dept: str, admdvs: s
             "error_message": "请填写有效日期，如 2024-03-15",
         },
     )
+    _protect(ws)
+    ws.activate()
+
+    ws_c = book.sheet(COST_SHEET)
+    _write_table(book, ws_c, f"{title}（费用明细）", _COST_COLUMNS, costs, freeze_cols=3)
+    _protect(ws_c)
+
+    ws_n = book.sheet(NOTES_SHEET)
+    end = _write_table(book, ws_n, f"{title}（说明）", _RULE_COLUMNS, rules)
+    ws_n.set_column(4, 4, 60)
+    row = end + 1
+    ws_n.write_string(row, 0, "各列含义", book.bold)
+    for i, (head, text) in enumerate(COLUMN_NOTES.items(), start=row + 1):
+        ws_n.write_string(i, 0, head, book.kinds["text"])
+        ws_n.merge_range(i, 1, i, 6, text, book.wrap)
+    _protect(ws_n)
     book.close()
 
 
-def _write_summary(path: Path, df: pl.DataFrame, m: Month) -> int:
-    """Write the city summary; returns its number of data rows (total row excluded)."""
+def write_summary(path: Path, df: pl.DataFrame, m: Month) -> int:
+    """Write the city summary workbook; returns its number of data rows (total excluded)."""
     city, city_total, by_dept, dept_totals = _summary_tables(df)
-    title = f"{_title_month(m)} {SUMMARY_KIND}"
+    title = f"{title_month(m)} {SUMMARY_KIND}"
     book = _Book(path, m, title)
     ws = book.sheet(SUMMARY_SHEET)
     end = _write_table(book, ws, title, _SUMMARY_COLUMNS, city, totals=city_total)
@@ -571,56 +811,3 @@ def _write_summary(path: Path, df: pl.DataFrame, m: Month) -> int:
     ws2.write_string(end + 1, 0, SUMMARY_NOTE.split("；")[0] + "。", book.note)
     book.close()
     return city.height
-
-
-# =============================================================================================
-# Manifest and publishing
-# =============================================================================================
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _manifest(root: Path, month: str, written: list[_Written]) -> str:
-    files = [
-        {
-            "path": w.rel,
-            "sha256": _sha256(root / w.rel),
-            "bytes": (root / w.rel).stat().st_size,
-            "rows": w.rows,
-        }
-        for w in sorted(written, key=lambda w: w.rel)
-    ]
-    doc = {"month": month, "files": files}
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def _owned(month_dir: Path, month: str) -> list[Path]:
-    """Files in a month folder that this module wrote (and may therefore replace)."""
-    found = [month_dir / f"summary_{month}.xlsx", month_dir / "manifest.json"]
-    for dept in DEPARTMENTS:
-        found += (month_dir / dept).glob(f"*/{FILE_PREFIX}_*_{month}.xlsx")
-    return [p for p in found if p.is_file()]
-
-
-def _publish(
-    staging: Path, month_dir: Path, month: str, rels: list[str], manifest: str
-) -> list[Path]:
-    """Drop stale owned files (every file in ``rels`` is already in place), write the manifest last."""
-    new = {month_dir / rel for rel in rels}
-    stale = [p for p in _owned(month_dir, month) if p not in new and p.name != "manifest.json"]
-    for p in stale:
-        p.unlink()
-        for parent in (p.parent, p.parent.parent):  # county dir, then department dir
-            if parent != month_dir and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()
-    manifest_path = month_dir / "manifest.json"
-    tmp = staging / "manifest.json"
-    tmp.write_text(manifest, encoding="utf-8")
-    os.replace(tmp, manifest_path)
-    return [*new, manifest_path]

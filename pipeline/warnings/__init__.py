@@ -1,2 +1,3 @@
-"""Warnings: year-to-date burden, the rules that flag it, the factor simulation, and each
-warning's lifecycle with the decisions fed back (cases)."""
+"""Warnings: year-to-date burden, the rules that flag it, why a person is (not) warned
+(explain), the factor simulation, and each warning's lifecycle with the decisions fed back
+(cases)."""

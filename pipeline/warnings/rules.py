@@ -39,6 +39,10 @@ RULE_SCHEMA = {
     "income_scope": pl.String,
     "burden_measure": pl.String,
     "unit": pl.String,
+    # what the threshold was computed from (shown when a warning is explained)
+    "factor": pl.String,
+    "income_amount_fen": pl.Int64,
+    "income_published_on": pl.Date,
 }
 
 ROUTE_SCHEMA = {
@@ -127,6 +131,9 @@ def resolve_rules(
                     "income_scope": ref.scope,
                     "burden_measure": rule.burden_measure,
                     "unit": rule.unit,
+                    "factor": str(rule.threshold.factor),
+                    "income_amount_fen": row["amount_fen"],
+                    "income_published_on": row["published_on"],
                 }
             )
     return pl.DataFrame(rows, schema=RULE_SCHEMA)
@@ -159,20 +166,29 @@ def is_ordinary(column: str = "identities") -> pl.Expr:
     )
 
 
-def in_population() -> pl.Expr:
-    """The rule's population holds: ``ordinary`` means no identity in force besides 脱贫人口;
-    otherwise any of the rule's identities; and the insurance type, when the rule restricts
-    it."""
+def population_holds() -> pl.Expr:
+    """The rule's identity condition: ``ordinary`` means no identity in force besides
+    脱贫人口 (contract: identities); otherwise
+    any of the rule's identities."""
     return (
         pl.when(pl.col("rule_ordinary"))
         .then(is_ordinary())
         .otherwise(
             pl.col("identities").list.set_intersection(pl.col("rule_identities")).list.len() > 0
         )
-    ) & (
-        pl.col("rule_insutypes").is_null()
-        | pl.col("rule_insutypes").list.contains(pl.col("insutype")).fill_null(False)
     )
+
+
+def insutype_holds() -> pl.Expr:
+    """The rule's insurance-type condition, when it restricts it."""
+    return pl.col("rule_insutypes").is_null() | pl.col("rule_insutypes").list.contains(
+        pl.col("insutype")
+    ).fill_null(False)
+
+
+def in_population() -> pl.Expr:
+    """The rule's population holds: identities and, when restricted, the insurance type."""
+    return population_holds() & insutype_holds()
 
 
 def measured_burden() -> pl.Expr:
@@ -185,19 +201,20 @@ def measured_burden() -> pl.Expr:
     )
 
 
-def flag(
+def evaluate(
     burden: pl.DataFrame,
     registry: pl.DataFrame,
     idents: pl.DataFrame,
     rules: pl.DataFrame,
-) -> pl.DataFrame:
-    """Rows of (psn_no, m, warning_type, burden_ytd_fen, threshold_fen…) for every rule whose
-    population holds and whose burden is strictly over its threshold.
+) -> pl.LazyFrame:
+    """Every (person, m, rule of the person's region) with the rule's verdict, unfiltered.
 
     ``burden``: psn_no, m and the ``burden__<measure>`` columns; ``registry``: psn_no, hh_id,
     admdvs, insutype, rural, hh_size. A person-unit rule compares the person's burden with
     the threshold; a household-unit rule compares the household's burden with household
-    size × the threshold, for every member of the household.
+    size × the threshold, for every member of the household. Adds ``in_population`` and
+    ``over`` (burden strictly greater than the threshold). :func:`flag` keeps the rows where
+    both hold; ``warnings.explain`` shows all of them.
     """
     person = burden.lazy().join(registry.lazy(), on="psn_no", how="inner")
     candidates = [person.with_columns(pl.lit("person").alias("unit"), pl.lit(1).alias("_mult"))]
@@ -218,8 +235,26 @@ def flag(
             measured_burden().alias("burden_ytd_fen"),
             (pl.col("threshold_fen") * pl.col("_mult")).alias("threshold_fen"),
         )
-        .filter(in_population() & (pl.col("burden_ytd_fen") > pl.col("threshold_fen")))
+        .with_columns(
+            in_population().alias("in_population"),
+            (pl.col("burden_ytd_fen") > pl.col("threshold_fen")).alias("over"),
+        )
         .drop("_mult", *MEASURE_COLUMNS)
+    )
+
+
+def flag(
+    burden: pl.DataFrame,
+    registry: pl.DataFrame,
+    idents: pl.DataFrame,
+    rules: pl.DataFrame,
+) -> pl.DataFrame:
+    """Rows of (psn_no, m, warning_type, burden_ytd_fen, threshold_fen…) for every rule whose
+    population holds and whose burden is strictly over its threshold (see :func:`evaluate`)."""
+    return (
+        evaluate(burden, registry, idents, rules)
+        .filter(pl.col("in_population") & pl.col("over"))
+        .drop("in_population", "over")
         .collect()
     )
 

@@ -12,7 +12,8 @@ create table if not exists raw_settlements (
     hifmi_pay varchar, hifob_pay varchar, maf_pay varchar, oth_pay varchar,
     fund_pay_sumamt varchar, psn_part_amt varchar, hosp_part_amt varchar, acct_pay varchar,
     psn_cash_pay varchar, insu_admdvs varchar, refd_setl_flag varchar, init_setl_id varchar,
-    vali_flag varchar
+    vali_flag varchar,
+    fixmedins_code varchar, fixmedins_name varchar, dise_codg varchar, dise_name varchar
 );
 
 create table if not exists stg_settlements (
@@ -34,8 +35,22 @@ create table if not exists stg_settlements (
     init_setl_id varchar,
     status varchar not null,            -- loaded | duplicate | skipped | quarantined
     reason varchar,                     -- reason code when not loaded
-    reason_column varchar
+    reason_column varchar,
+    fixmedins_code varchar,             -- hospital / pharmacy and main diagnosis (optional,
+    fixmedins_name varchar,             -- shown when a warning is explained)
+    dise_codg varchar,
+    dise_name varchar
 );
+
+-- Warehouses created before the hospital and diagnosis columns were kept.
+alter table raw_settlements add column if not exists fixmedins_code varchar;
+alter table raw_settlements add column if not exists fixmedins_name varchar;
+alter table raw_settlements add column if not exists dise_codg varchar;
+alter table raw_settlements add column if not exists dise_name varchar;
+alter table stg_settlements add column if not exists fixmedins_code varchar;
+alter table stg_settlements add column if not exists fixmedins_name varchar;
+alter table stg_settlements add column if not exists dise_codg varchar;
+alter table stg_settlements add column if not exists dise_name varchar;
 
 create table if not exists ingested_files (
     export_month varchar not null,

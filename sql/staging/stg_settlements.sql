@@ -165,6 +165,10 @@ final as (
         r.hosp_part_fen as hosp_part_amt,
         r.refd_flag as refd_setl_flag,
         r.init_setl_id,
+        r.fixmedins_code,
+        r.fixmedins_name,
+        r.dise_codg,
+        r.dise_name,
         case
             when r.check_result[1] = 'vali_flag_0' then 'skipped'
             when r.check_result is not null then 'quarantined'

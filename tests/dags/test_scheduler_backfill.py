@@ -56,10 +56,17 @@ def _rows(db: Path, sql: str, params=()) -> list[tuple]:
 
 
 def _outbox(root: Path) -> dict[str, bytes]:
+    """Every file's bytes; a manifest names the run that wrote it, so that is left out."""
+
+    def content(p: Path) -> bytes:
+        if p.name != "manifest.json":
+            return p.read_bytes()
+        doc = json.loads(p.read_bytes())
+        doc.pop("run_id", None)
+        return json.dumps(doc, sort_keys=True).encode()
+
     return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
+        p.relative_to(root).as_posix(): content(p) for p in sorted(root.rglob("*")) if p.is_file()
     }
 
 

@@ -78,7 +78,14 @@ def test_demo_runs_a_year_and_reconciles_every_row(tmp_path):
         want[reason] += summary.anomalies.get(kind, 0)
     assert reasons == +want
     assert months >= 6  # warnings appear through the year
-    assert (tmp_path / "data" / "outbox" / "2024-12" / "manifest.json").is_file()
+    december = tmp_path / "data" / "outbox" / "2024-12"
+    assert (december / "manifest.json").is_file()
+    # every department × county package: 台账, HTML, PDF and its manifest; a city summary
+    packages = [d for d in december.glob("*/*") if d.is_dir()]
+    assert len(packages) >= 11
+    for d in packages:
+        assert sorted(p.suffix for p in d.iterdir()) == [".html", ".json", ".pdf", ".xlsx"], d
+    assert {p.suffix for p in december.glob("summary_2024-12.*")} == {".xlsx", ".html", ".pdf"}
 
 
 def test_demo_refuses_to_overwrite_a_real_landing_folder(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -153,11 +154,21 @@ def observe(work: Path) -> Observed:
         files=files,
         ledger_files=ledger_files,
         outbox={
-            p.relative_to(outbox).as_posix(): p.read_bytes()
+            p.relative_to(outbox).as_posix(): _without_run_id(p)
             for p in sorted(outbox.rglob("*"))
             if p.is_file()
         },
     )
+
+
+def _without_run_id(path: Path) -> bytes:
+    """A file's bytes; a manifest names the run that wrote it, the rest is identical."""
+    data = path.read_bytes()
+    if path.name == "manifest.json":
+        doc = json.loads(data)
+        assert doc.pop("run_id")
+        return json.dumps(doc, sort_keys=True).encode()
+    return data
 
 
 def assert_same(got: Observed, want: Observed) -> None:

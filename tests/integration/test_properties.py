@@ -46,9 +46,11 @@ from tests.landing import lenient_quarantine_gate, make_landing, person, settlem
 @pytest.fixture(autouse=True, scope="module")
 def _no_batch_gates():
     """Reconciliation and burden are under test here, on tiny random exports; the GX batch
-    gates have their own tests (test_quality_gates) and would only cost time per run."""
+    gates have their own tests (test_quality_gates) and would only cost time per run; so
+    would the PDFs (tests/unit/reports look at them)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("POVWATCH_QUALITY", "off")
+        mp.setenv("POVWATCH_PDF", "off")
         yield
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from pipeline.errors import PovwatchError
 from pipeline.labels import DEPARTMENTS, IDENTITIES
-from pipeline.reports.xlsx import LEDGER_HEADERS, VERDICT_CHOICES, write_reports
+from pipeline.reports.package import write_reports as _write_reports
+from pipeline.reports.xlsx import LEDGER_HEADERS, VERDICT_CHOICES
 
 MONTH = "2024-03"
 
@@ -76,6 +77,9 @@ EXPECTED_LEDGERS = {
 }
 
 
+PACKAGE_MANIFESTS = sorted({rel.rsplit("/", 1)[0] + "/manifest.json" for rel in EXPECTED_LEDGERS})
+
+
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
     return tmp_path / "outbox"
@@ -86,20 +90,29 @@ def written(outbox: Path) -> list[Path]:
     return write_reports(routed(), MONTH, outbox)
 
 
+def write_reports(frame, month, outbox):
+    return _write_reports(frame, month, outbox, formats=("xlsx",))
+
+
+PERSONS = 1  # the 人员 sheet
+
+
 def sheet_rows(path: Path, sheet: int = 0) -> list[tuple]:
     wb = openpyxl.load_workbook(path)
     return list(wb.worksheets[sheet].iter_rows(values_only=True))
 
 
 def ledger_records(path: Path) -> list[dict]:
-    rows = sheet_rows(path)
+    rows = sheet_rows(path, PERSONS)
     return [dict(zip(rows[1], r, strict=True)) for r in rows[2:]]
 
 
 def test_file_layout(outbox: Path, written: list[Path]) -> None:
     month_dir = outbox / MONTH
     rels = [p.relative_to(month_dir).as_posix() for p in written]
-    expected = sorted([*EXPECTED_LEDGERS, f"summary_{MONTH}.xlsx", "manifest.json"])
+    expected = sorted(
+        [*EXPECTED_LEDGERS, *PACKAGE_MANIFESTS, f"summary_{MONTH}.xlsx", "manifest.json"]
+    )
     assert sorted(rels) == expected
     assert written == sorted(written)
     on_disk = sorted(
@@ -110,12 +123,18 @@ def test_file_layout(outbox: Path, written: list[Path]) -> None:
 
 def test_ledger_title_headers_and_rows(outbox: Path, written: list[Path]) -> None:
     for rel, n in EXPECTED_LEDGERS.items():
-        rows = sheet_rows(outbox / MONTH / rel)
+        assert openpyxl.load_workbook(outbox / MONTH / rel).sheetnames == [
+            "户",
+            "人员",
+            "费用明细",
+            "说明",
+        ]
+        rows = sheet_rows(outbox / MONTH / rel, PERSONS)
         assert rows[1] == tuple(LEDGER_HEADERS)
         assert len(rows) - 2 == n
-    rows = sheet_rows(outbox / MONTH / ledger_rel("civil_affairs", "370811", "任城区"))
+    rows = sheet_rows(outbox / MONTH / ledger_rel("civil_affairs", "370811", "任城区"), PERSONS)
     assert rows[0][0] == "2024年03月 因病返贫/因病致贫预警台账 — 民政部门 — 任城区(370811)"
-    assert LEDGER_HEADERS[:3] == ["序号", "户号", "个人编号"]
+    assert LEDGER_HEADERS[:4] == ["序号", "预警编号", "户号", "个人编号"]
     assert LEDGER_HEADERS[-3:] == ["核实结论", "核实日期", "备注"]
 
 
@@ -155,22 +174,24 @@ def test_ledger_values(outbox: Path, written: list[Path]) -> None:
 
 def test_ledger_sheet_features(outbox: Path, written: list[Path]) -> None:
     wb = openpyxl.load_workbook(outbox / MONTH / ledger_rel("civil_affairs", "370811", "任城区"))
-    ws = wb.worksheets[0]
-    assert ws.freeze_panes == "E3"
-    assert ws.auto_filter.ref == "A2:S4"
+    ws = wb.worksheets[PERSONS]
+    assert ws.freeze_panes == "F3"
+    assert ws.auto_filter.ref == "A2:X4"
     money = ws.cell(3, LEDGER_HEADERS.index("年度累计个人负担(元)") + 1)
     assert money.number_format == "0.00"
     header = ws.cell(2, 1)
     assert header.font.b and header.fill.fgColor.rgb.endswith("DDEBF7")
     assert header.font.name == "等线"
-    assert ws.column_dimensions["E"].width >= 18  # 身份证号 fits
-    # The verdict dropdown covers the data rows of 核实结论 (column Q).
+    assert ws.column_dimensions["F"].width >= 18  # 身份证号 fits
+    # The verdict dropdown covers the data rows of 核实结论 (column V).
     lists = [dv for dv in ws.data_validations.dataValidation if dv.type == "list"]
     assert len(lists) == 1
-    assert str(lists[0].sqref) == "Q3:Q4"
+    assert str(lists[0].sqref) == "V3:V4"
     choices = lists[0].formula1.strip('"').split(",")
     assert choices == VERDICT_CHOICES
-    assert {"不符合条件", "已纳入救助", "特困人员", "脱贫人口"} <= set(choices)
+    assert {"不符合条件", "已纳入救助", "特困人员", "脱贫人口", "待核实", "无法联系"} <= set(
+        choices
+    )
     assert "普通参保人员" not in choices
     assert wb.properties.created.date().isoformat() == "2024-03-01"
 
@@ -210,13 +231,17 @@ def test_manifest_matches_files(outbox: Path, written: list[Path]) -> None:
     assert "预警台账" in text  # not \u-escaped
     assert manifest["month"] == MONTH
     paths = [f["path"] for f in manifest["files"]]
-    assert paths == sorted(paths) == sorted([*EXPECTED_LEDGERS, f"summary_{MONTH}.xlsx"])
+    assert paths == sorted(paths)
+    assert paths == sorted([*EXPECTED_LEDGERS, f"summary_{MONTH}.xlsx"])
     for f in manifest["files"]:
         data = (month_dir / f["path"]).read_bytes()
         assert f["sha256"] == hashlib.sha256(data).hexdigest()
         assert f["bytes"] == len(data)
     rows = {f["path"]: f["rows"] for f in manifest["files"]}
-    assert rows == {**EXPECTED_LEDGERS, f"summary_{MONTH}.xlsx": 4}
+    assert rows == {
+        **EXPECTED_LEDGERS,
+        f"summary_{MONTH}.xlsx": 4,
+    }
 
 
 def test_rerun_is_byte_identical_and_leaves_nothing_stale(outbox: Path, tmp_path: Path) -> None:
@@ -237,13 +262,14 @@ def test_rerun_is_byte_identical_and_leaves_nothing_stale(outbox: Path, tmp_path
     assert on_disk == sorted(
         [
             ledger_rel("civil_affairs", "370883", "邹城市"),
+            "civil_affairs/370883/manifest.json",
             "civil_affairs/receipt.txt",
             f"summary_{MONTH}.xlsx",
             "manifest.json",
         ]
     )
     assert not (month_dir / "rural_revitalization").exists()
-    assert len(fewer) == 3
+    assert len(fewer) == 4
     again = write_reports(routed(), MONTH, outbox)
     assert again == first
     assert {p: p.read_bytes() for p in again} == snapshot
