@@ -529,6 +529,38 @@ def quarantine(
     _choice(format, "--format", ("csv",))
     m = _month(month)
     sys.stdout.buffer.write(quarantine_csv(db, m).encode("utf-8"))
+@app.command()
+def assistance(
+    month: MonthOpt,
+    format: Annotated[str, typer.Option("--format", help="output format: csv")] = "csv",
+    landing: Landing = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: Outbox = DEFAULT_OUTBOX,
+) -> None:
+    """Medical-assistance entitlement year to date per person against maf_pay paid (CSV).
+
+    Empty entitled/difference: not computed (no assistance section for the region, or a
+    value the document leaves to the locality); category empty: paid without a category.
+    """
+    from pipeline.assistance.audit import assistance_frame, format_assistance
+    from pipeline.store.warehouse import connect
+
+    if format != "csv":
+        raise PovwatchError(f"--format {format!r} is not supported (use csv)")
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        ran = con.execute(
+            "select count(*) from run_ledger where month = ? "
+            "and outcome in ('success', 'publishing')",
+            [str(m)],
+        ).fetchall()[0][0]
+        if not ran:
+            raise PovwatchError(f"{db}: month {m} has not been run yet (povwatch run --month {m})")
+        frame = assistance_frame(con, m)
+    finally:
+        con.close()
+    sys.stdout.buffer.write(format_assistance(frame).encode("utf-8"))
     sys.stdout.flush()
 
 
