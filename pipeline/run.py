@@ -46,6 +46,7 @@ from pipeline.reports.frame import report_frame
 from pipeline.reports.xlsx import finish_reports, report_counties, write_county_ledgers
 from pipeline.settings import Settings
 from pipeline.store import published
+from pipeline.store.files import restrict_tree, set_private_umask
 from pipeline.store.warehouse import connect, transaction
 from pipeline.warnings.cases import apply_feedback, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
@@ -154,6 +155,7 @@ def compute_month(
     (outcome ``dry_run``, with the number of warnings it would give).
     """
     m = month if isinstance(month, Month) else Month.parse(month)
+    set_private_umask()  # the warehouse and every report: owner-only (store/files.py)
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
     policies = PolicySet.load(settings.policy_files)
     load_config(settings)  # a bad delivery file stops the run before anything is written
@@ -233,6 +235,7 @@ def write_county_reports(
     month: str | Month, county: str, settings: Settings, run_id: str | None = None
 ) -> list[str]:
     """One county's 台账 (per department) from the month's published Parquet, never the warehouse."""
+    set_private_umask()  # owner-only 台账 (a DAG task is a process of its own)
     m = str(month)
     rows = published.read(settings.db, m, "report_rows", run_id)
     return [str(p) for p in write_county_ledgers(rows, m, settings.outbox, county)]
@@ -240,9 +243,12 @@ def write_county_reports(
 
 def write_summary(month: str | Month, settings: Settings, run_id: str | None = None) -> list[str]:
     """The month's city summary and manifest, once every county's 台账 is in the outbox."""
+    set_private_umask()
     m = str(month)
     rows = published.read(settings.db, m, "report_rows", run_id)
-    return [str(p) for p in finish_reports(rows, m, settings.outbox)]
+    written = [str(p) for p in finish_reports(rows, m, settings.outbox)]
+    restrict_tree(settings.outbox / m)  # every report of the month: files 0600, folders 0700
+    return written
 
 
 def deliver(
@@ -250,6 +256,7 @@ def deliver(
 ) -> list[dict]:
     """The month's packages to their destinations (the delivery file); records what went where."""
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    set_private_umask()
     return deliver_packages(settings, str(month), run_id, say)
 
 

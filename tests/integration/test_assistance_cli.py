@@ -80,3 +80,31 @@ def test_assistance_csv_on_the_example(tmp_path):
 
     bad = _cli(tmp_path, "assistance", "--month", "2024-05")
     assert bad.returncode == 1 and "has not been run" in bad.stderr
+
+
+def test_warehouse_and_reports_are_owner_only(tmp_path):
+    """Issue 8 §4: names and resident ids inside — files 0600, folders 0700."""
+    shutil.copytree(FIXTURE, tmp_path / "landing")
+    run = _cli(
+        tmp_path,
+        "run",
+        "--month",
+        "2024-01",
+        "--quiet",
+        "--landing",
+        "landing",
+        "--db",
+        "data/w.duckdb",
+        "--outbox",
+        "data/outbox",
+    )
+    assert run.returncode == 0, run.stderr
+    data = tmp_path / "data"
+    written = [data, *data.rglob("*")]
+    assert any(p.suffix == ".xlsx" for p in written) and (data / "w.duckdb").exists()
+    loose = [
+        f"{p.relative_to(tmp_path)} {p.stat().st_mode & 0o777:o}"
+        for p in written
+        if p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)
+    ]
+    assert not loose, loose
