@@ -470,10 +470,11 @@ def compute_entitlements(
         pl.when(pl.col("excluded").list.contains(f)).then(pl.col(f)).otherwise(0)
         for f in POLICY_SCOPE_EXCLUDED
     )
-    age = (
+    month_day = lambda d: d.dt.month().cast(pl.Int32) * 100 + d.dt.day()  # noqa: E731
+    age = (  # whole years on the settlement day (a birthday counts on its day)
         pl.col("_day").dt.year()
         - pl.col("_birth").dt.year()
-        - (pl.col("_day").dt.ordinal_day() < pl.col("_birth").dt.ordinal_day()).cast(pl.Int32)
+        - (month_day(pl.col("_day")) < month_day(pl.col("_birth"))).cast(pl.Int32)
     )
     bonus = (
         pl.col("bonus_years").is_not_null()

@@ -64,10 +64,12 @@ def ident(identity: str, begin: str, end: str | None = None, psn: str = "P"):
     }
 
 
-def entitle(admdvs, rows, idents, month=JUNE, brdy="1960-01-01", income=INCOME) -> dict:
+def entitle(
+    admdvs, rows, idents, month=JUNE, brdy="1960-01-01", income=INCOME, policies=POLICIES
+) -> dict:
     """The audited row of person P (or None when P is not in the population)."""
     registry = pl.DataFrame({"psn_no": ["P"], "admdvs": [admdvs], "brdy": [brdy]})
-    terms = resolve_terms(POLICIES, [admdvs], month, income)
+    terms = resolve_terms(policies, [admdvs], month, income)
     out = audit(
         compute_entitlements(
             pl.DataFrame(rows, schema=ROW_SCHEMA),
@@ -275,10 +277,48 @@ def test_yulin_complete_rules_are_computed():
         assert (r["policy_id"], r["entitled_fen"], r["reason"]) == ("yulin-2023-4", fen, None)
 
 
-def test_jilin_child_bonus_per_settlement_day():
-    # 000 §四(五): children ≤ 14 +10 points on inpatient. With a cap supplied (a locality's
-    # overlay would), born 2010-03-01: 14 on 2024-02-29 → 一类 already 100%; use 三类 ratio
-    # 60% → 70% on the child's day. Checked through the terms frame directly.
-    terms = resolve_terms(POLICIES, ["220102"], JUNE, INCOME)
-    bonus = terms.rules.filter(pl.col("rule_id") == "JL-C3", pl.col("med_class") == "inpatient")
-    assert bonus["bonus_years"].to_list() == [14] and bonus["bonus_bp"].to_list() == [1000]
+def test_jilin_child_bonus_on_the_settlement_day(tmp_path):
+    # 000 §四(五): 三类 deductible ≈ 10% × city income (40000.00 → 4000.00), ratio 60%, children
+    # ≤ 14 +10 points on inpatient; the cap is local, supplied here by an overlay (20000).
+    # Born 2009-03-01: 14 on 2024-02-29, 15 on 2024-03-01. Chronic (14) 1000 on 02-28 and
+    # 3000 of the 02-29 stay fill the deductible; (6000 − 3000) × 70% = 2100.00; then
+    # 5000 × 60% = 3000.00 → 5100.00.
+    overlay = tmp_path / "jl.yaml"
+    overlay.write_text(
+        """
+kind: overlay
+overlay_id: jl-test
+title: 测试
+document: 测试
+extends: jilin-2022-16
+regions: ["2201"]
+set:
+  assistance.rules.JL-C3.cap: {yuan: 20000, cite: {clause: "测试", quote: 年度限额2万元}}
+""",
+        encoding="utf-8",
+    )
+    income = pl.DataFrame(
+        {
+            "admdvs": ["220100"],
+            "year": [2023],
+            "scope": ["all"],
+            "amount_fen": [4000000],
+            "published_on": [dt.date(2024, 1, 20)],
+        }
+    )
+    rows = [
+        row("2024-02-28", "14", 1000),
+        row("2024-02-29", "21", 6000),
+        row("2024-03-01", "21", 5000),
+    ]
+    out = entitle(
+        "220102",
+        rows,
+        [ident("dibao_edge", "2023-01-01")],
+        brdy="2009-03-01",
+        income=income,
+        policies=PolicySet.load([overlay]),
+    )
+    assert (out["policy_id"], out["category"]) == ("jl-test", "cat3")
+    assert out["eligible_cost_fen"] == 1200000
+    assert out["entitled_fen"] == 510000
