@@ -26,7 +26,7 @@ import duckdb
 import polars as pl
 
 from pipeline import __version__
-from pipeline.assistance.audit import store_assistance
+from pipeline.assistance.audit import store_assistance, summary_line
 from pipeline.delivery.config import load_config, overdue_after_days
 from pipeline.delivery.deliver import deliver_packages
 from pipeline.delivery.outbox import set_aside_edited
@@ -373,7 +373,7 @@ def _run(
         say(line)
     store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
     say(f"[{m}] medical assistance: entitlements year to date against maf_pay paid")
-    store_assistance(con, m, policies)
+    say(f"[{m}] {summary_line(store_assistance(con, m, policies))}")
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)

@@ -14,7 +14,7 @@ import polars as pl
 
 from pipeline.assistance.entitlement import ENTITLEMENT_SCHEMA, entitlements_for_month
 from pipeline.labels import ASSISTANCE_COLUMNS, ASSISTANCE_STATUSES, COUNTIES
-from pipeline.money import fen_text
+from pipeline.money import fen_text, yuan
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 
@@ -73,6 +73,19 @@ def by_county(frame: pl.DataFrame) -> pl.DataFrame:
             (~computed).sum().alias("not_computed"),
         )
         .sort("admdvs")
+    )
+
+
+def summary_line(frame: pl.DataFrame) -> str:
+    """One line for the run's progress output (counts and yuan, never a person)."""
+    c = by_county(frame).select(pl.exclude("admdvs").sum()).row(0, named=True)
+    if not frame.height:
+        return "assistance audit: nobody held a category or was paid"
+    return (
+        f"assistance audit: {c['persons']} persons, entitled {yuan(c['entitled_fen'])} vs paid "
+        f"{yuan(c['paid_fen'])}; under-paid {c['under_persons']} ({yuan(c['under_fen'])}), "
+        f"over-paid {c['over_persons']} ({yuan(c['over_fen'])}), not computed "
+        f"{c['not_computed']}"
     )
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.assistance.audit import audit, by_county, format_assistance, largest_underpayments
+from pipeline.assistance.audit import (
+    audit,
+    by_county,
+    format_assistance,
+    largest_underpayments,
+    summary_line,
+)
 from pipeline.assistance.entitlement import ENTITLEMENT_SCHEMA
 
 
@@ -82,3 +88,12 @@ def test_csv_leaves_not_computed_money_empty():
     )
     assert lines[5] == "2024-06,E,370812,cat1,p,0.00,,5.00,"
     assert lines[1] == "2024-06,A,370811,cat1,p,0.00,5000.00,0.00,5000.00"
+
+
+def test_summary_line_counts_without_persons():
+    line = summary_line(_frame(ROWS))
+    assert line == (
+        "assistance audit: 6 persons, entitled 9,000.02 vs paid 3,029.99; under-paid 3 "
+        "(6,000.02), over-paid 1 (30.00), not computed 1"
+    )
+    assert "A" not in line.replace("assistance audit", "")
