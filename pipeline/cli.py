@@ -163,9 +163,9 @@ def warnings_csv(db: Path, month: Month) -> str:
             raise PovwatchError(
                 f"{shown(db)}: month {month} has not been run yet (povwatch run --month {month})"
             )
-        frame = con.sql(
+        frame = con.execute(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
-            params=[str(month)],
+            [str(month)],
         ).pl()
     finally:
         con.close()
@@ -431,12 +431,12 @@ def feedback(
     m = _month(month)
     con = connect(db, read_only=True)
     try:
-        frame = con.sql(
+        frame = con.execute(
             """
             select month, department, source_file, source_row, reason_column as column, reason
             from feedback_rejects where month = ? order by source_file, source_row
             """,
-            params=[str(m)],
+            [str(m)],
         ).pl()
     except Exception:
         raise PovwatchError(f"{db}: no feedback has been read yet (povwatch run)") from None
@@ -463,13 +463,13 @@ def followup(
     m = _month(month)
     con = connect(db, read_only=True)
     try:
-        frame = con.sql(
+        frame = con.execute(
             """
             select month, department, admdvs, warnings, decided, pending, overdue,
                    not_reflected
             from mart_decision_followup where month = ? order by department, admdvs
             """,
-            params=[str(m)],
+            [str(m)],
         ).pl()
     except Exception:
         raise PovwatchError(f"{db}: no follow-up has been computed yet (povwatch run)") from None

@@ -426,7 +426,7 @@ def stage_month(month: Month, settings: Settings) -> None:
 
 def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
     """Per file: rows read = loaded + duplicate + skipped + quarantined, and money totals."""
-    frame = con.sql(
+    frame = con.execute(
         """
         select f.export_month, f.source_file, f.sha256, f.rows_read,
                count(s.source_row) as staged,
@@ -445,7 +445,7 @@ def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
         group by all
         order by f.export_month, f.source_file
         """,
-        params=[str(m)],
+        [str(m)],
     ).pl()
     bad = frame.filter(
         (pl.col("staged") != pl.col("rows_read"))

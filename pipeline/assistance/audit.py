@@ -116,8 +116,8 @@ def largest_underpayments(frame: pl.DataFrame, per_county: int = 20) -> pl.DataF
 
 def assistance_frame(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     """mart_assistance for a month (the audit frame), sorted by psn_no."""
-    return con.sql(
-        "select * from mart_assistance where month = ? order by psn_no", params=[str(month)]
+    return con.execute(
+        "select * from mart_assistance where month = ? order by psn_no", [str(month)]
     ).pl()
 
 

@@ -381,14 +381,14 @@ def effective_identities(identities: pl.DataFrame, registry: pl.DataFrame, terms
 
 def settlement_rows(con: duckdb.DuckDBPyConnection, month: Month, from_year: int) -> pl.DataFrame:
     """Loaded rows of the data as of ``month`` whose cost year is ``from_year``..M's year."""
-    return con.sql(
+    return con.execute(
         """
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year between ? and ?
         """,
-        params=[str(month), from_year, month.year],
+        [str(month), from_year, month.year],
     ).pl()
 
 

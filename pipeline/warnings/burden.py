@@ -35,13 +35,13 @@ def _measure_sums() -> list[pl.Expr]:
 
 def loaded_rows(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     """The loaded rows of the data as of ``month`` that count in its year (Arrow, no copies)."""
-    return con.sql(
+    return con.execute(
         """
         select psn_no, export_month, psn_part_amt, maf_pay, fulamt_ownpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year = ?
         """,
-        params=[str(month), month.year],
+        [str(month), month.year],
     ).pl()
 
 
