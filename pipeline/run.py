@@ -213,18 +213,18 @@ def _publish_month(
     deliverable: pl.DataFrame,
 ) -> None:
     frames = {
-        "warnings": con.sql(
+        "warnings": con.execute(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
-            params=[str(m)],
+            [str(m)],
         ).pl(),
-        "routes": con.sql(
+        "routes": con.execute(
             "select * from mart_warning_routes where month = ? "
             "order by psn_no, warning_type, department",
-            params=[str(m)],
+            [str(m)],
         ).pl(),
-        "files": con.sql(
+        "files": con.execute(
             "select * from ledger_files where run_id = ? order by export_month, source_file",
-            params=[run_id],
+            [run_id],
         ).pl(),
         "report_rows": deliverable,
     }
