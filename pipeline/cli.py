@@ -529,6 +529,9 @@ def quarantine(
     _choice(format, "--format", ("csv",))
     m = _month(month)
     sys.stdout.buffer.write(quarantine_csv(db, m).encode("utf-8"))
+    sys.stdout.flush()
+
+
 @app.command()
 def assistance(
     month: MonthOpt,
