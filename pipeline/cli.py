@@ -501,14 +501,14 @@ def quarantine_csv(db: Path, month: Month) -> str:
             raise PovwatchError(
                 f"{db}: month {month} has not been run yet (povwatch run --month {month})"
             )
-        frame = con.sql(
+        frame = con.execute(
             """
             select export_month, source_file, source_row, reason, reason_column as "column"
             from stg_settlements
             where status = 'quarantined' and export_month <= ?
             order by export_month, source_file, source_row
             """,
-            params=[str(month)],
+            [str(month)],
         ).pl()
     finally:
         con.close()

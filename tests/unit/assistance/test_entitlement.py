@@ -4,6 +4,7 @@ policy files: each case hand-computed from the document's clause."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,6 +15,10 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 
 POLICIES = PolicySet.load()
+# The Hebei text never names its city: its assistance amounts bind a city only once a policy
+# file narrows it (policies/examples: 1305).
+NARROW = Path(__file__).resolve().parents[3] / "policies" / "examples"
+HEBEI = PolicySet.load([NARROW / "hebei-narrow-1305-overlay.yaml"])
 JUNE = Month(2024, 6)
 INCOME = pl.DataFrame(
     {
@@ -65,10 +70,12 @@ def ident(identity: str, begin: str, end: str | None = None, psn: str = "P"):
 
 
 def entitle(
-    admdvs, rows, idents, month=JUNE, brdy="1960-01-01", income=INCOME, policies=POLICIES
+    admdvs, rows, idents, month=JUNE, brdy="1960-01-01", income=INCOME, policies=None
 ) -> dict:
     """The audited row of person P (or None when P is not in the population)."""
     registry = pl.DataFrame({"psn_no": ["P"], "admdvs": [admdvs], "brdy": [brdy]})
+    if policies is None:
+        policies = HEBEI if admdvs.startswith("13") else POLICIES
     terms = resolve_terms(policies, [admdvs], month, income)
     out = audit(
         compute_entitlements(
@@ -197,7 +204,7 @@ def test_hebei_cat1_all_scopes_share_one_cap():
         [ident("dibao", "2021-01-01")],
     )
     assert (r["policy_id"], r["eligible_cost_fen"], r["entitled_fen"]) == (
-        "hebei-city-2022",
+        "hebei-city-1305",
         1000000,
         700000,
     )
@@ -250,6 +257,17 @@ def test_hebei_exit_reported_counts_from_the_next_month():
         [ident("dibao", "2021-01-01", "2024-05-05")],
     )
     assert r["eligible_cost_fen"] == 100000 and r["entitled_fen"] == 70000
+
+
+def test_hebei_unnarrowed_binds_nowhere():
+    # The bundled file binds the monitoring rule to 13 but the city's amounts to no region.
+    r = entitle(
+        "130503",
+        [row("2024-02-01", "21", 1000, 100)],
+        [ident("dibao", "2021-01-01")],
+        policies=POLICIES,
+    )
+    assert r["category"] is None and r["entitled_fen"] is None and "does not bind" in r["reason"]
 
 
 # --- regions whose policy leaves values to the locality ---------------------------------------

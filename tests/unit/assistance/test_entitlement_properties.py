@@ -13,13 +13,13 @@ from pipeline.assistance.calculator import assistance_for_year, tier_for_year
 from pipeline.assistance.entitlement import compute_entitlements, resolve_terms
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
-from tests.unit.assistance.test_entitlement import INCOME, ROW_SCHEMA
+from tests.unit.assistance.test_entitlement import HEBEI, INCOME, ROW_SCHEMA
 
 POLICIES = PolicySet.load()
 JUNE = Month(2024, 6)
 REGIONS = ["370811", "130503", "610802"]
 IDENTITIES = ["tekun", "dibao", "fanpin", "dibao_edge", "monitor_edge", "orphan", "tuopin"]
-TERMS = {r: resolve_terms(POLICIES, [r], JUNE, INCOME) for r in REGIONS}
+TERMS = {r: resolve_terms(HEBEI if r[:2] == "13" else POLICIES, [r], JUNE, INCOME) for r in REGIONS}
 IDENT_SCHEMA = {
     "psn_no": pl.String,
     "identity": pl.String,
