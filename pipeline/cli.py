@@ -163,9 +163,9 @@ def warnings_csv(db: Path, month: Month) -> str:
             raise PovwatchError(
                 f"{shown(db)}: month {month} has not been run yet (povwatch run --month {month})"
             )
-        frame = con.sql(
+        frame = con.execute(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
-            params=[str(month)],
+            [str(month)],
         ).pl()
     finally:
         con.close()
@@ -431,12 +431,12 @@ def feedback(
     m = _month(month)
     con = connect(db, read_only=True)
     try:
-        frame = con.sql(
+        frame = con.execute(
             """
             select month, department, source_file, source_row, reason_column as column, reason
             from feedback_rejects where month = ? order by source_file, source_row
             """,
-            params=[str(m)],
+            [str(m)],
         ).pl()
     except Exception:
         raise PovwatchError(f"{db}: no feedback has been read yet (povwatch run)") from None
@@ -463,13 +463,13 @@ def followup(
     m = _month(month)
     con = connect(db, read_only=True)
     try:
-        frame = con.sql(
+        frame = con.execute(
             """
             select month, department, admdvs, warnings, decided, pending, overdue,
                    not_reflected
             from mart_decision_followup where month = ? order by department, admdvs
             """,
-            params=[str(m)],
+            [str(m)],
         ).pl()
     except Exception:
         raise PovwatchError(f"{db}: no follow-up has been computed yet (povwatch run)") from None
@@ -501,14 +501,14 @@ def quarantine_csv(db: Path, month: Month) -> str:
             raise PovwatchError(
                 f"{db}: month {month} has not been run yet (povwatch run --month {month})"
             )
-        frame = con.sql(
+        frame = con.execute(
             """
             select export_month, source_file, source_row, reason, reason_column as "column"
             from stg_settlements
             where status = 'quarantined' and export_month <= ?
             order by export_month, source_file, source_row
             """,
-            params=[str(month)],
+            [str(month)],
         ).pl()
     finally:
         con.close()
@@ -549,6 +549,40 @@ def explain(
     doc = explain_person(db, landing, tuple(policy or ()), _month(month), psn.strip())
     text = render_json(doc) if fmt == "json" else render_text(doc)
     sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.flush()
+
+
+@app.command()
+def assistance(
+    month: ShownMonth,
+    format: FormatCsv = "csv",
+    landing: UnusedLanding = DEFAULT_LANDING,
+    db: Db = DEFAULT_DB,
+    outbox: UnusedOutbox = DEFAULT_OUTBOX,
+) -> None:
+    """Medical-assistance entitlement year to date per person against maf_pay paid (CSV).
+
+    Empty entitled/difference: not computed (no assistance section for the region, or a
+    value the document leaves to the locality); category empty: paid without a category.
+    """
+    from pipeline.assistance.audit import assistance_frame, format_assistance
+    from pipeline.store.warehouse import connect
+
+    _choice(format, "--format", ("csv",))
+    m = _month(month)
+    con = connect(db, read_only=True)
+    try:
+        ran = con.execute(
+            "select count(*) from run_ledger where month = ? "
+            "and outcome in ('success', 'publishing')",
+            [str(m)],
+        ).fetchall()[0][0]
+        if not ran:
+            raise PovwatchError(f"{db}: month {m} has not been run yet (povwatch run --month {m})")
+        frame = assistance_frame(con, m)
+    finally:
+        con.close()
+    sys.stdout.buffer.write(format_assistance(frame).encode("utf-8"))
     sys.stdout.flush()
 
 

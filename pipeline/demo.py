@@ -86,14 +86,14 @@ def summary_table(db: Path, year: int) -> str:
     """Warnings per month (rows) and county (columns), 'relapse/impoverish'."""
     con = connect(db, read_only=True)
     try:
-        counts = con.sql(
+        counts = con.execute(
             """
             select month, admdvs,
                    count(*) filter (where warning_type = 'relapse') as r,
                    count(*) filter (where warning_type = 'impoverish') as i
             from mart_warnings where month like ? group by all
             """,
-            params=[f"{year}-%"],
+            [f"{year}-%"],
         ).pl()
     finally:
         con.close()

@@ -198,3 +198,22 @@ EXPLAIN = {
     "over": "个人负担超过预警标准",
     "no_rule": "所在区划的政策对其身份不设预警（已在救助范围或不在任何监测人群）",
 }
+# Medical-assistance audit (entitled vs maf_pay paid), and the columns of its sheet.
+ASSISTANCE_STATUSES = {
+    "under": "少付（应救助高于已支付）",
+    "over": "多付（已支付高于应救助）",
+    "ok": "相符",
+    "not_computed": "未能计算（政策未定或缺参数）",
+}
+ASSISTANCE_COLUMNS = {
+    "admdvs": "县（市、区）代码",
+    "county": "县（市、区）",
+    "psn_no": "人员编号",
+    "category_label": "救助对象类别",
+    "policy_id": "政策",
+    "eligible_cost": "政策范围内个人负担（元）",
+    "entitled": "应救助金额（元）",
+    "paid": "已支付医疗救助（元）",
+    "difference": "差额（元）",
+    "status": "核对结果",
+}

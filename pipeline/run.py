@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from pipeline import __version__
+from pipeline.assistance.audit import store_assistance, summary_line
 from pipeline.delivery.config import load_config, overdue_after_days
 from pipeline.delivery.deliver import deliver_packages
 from pipeline.delivery.outbox import set_aside_edited
@@ -45,6 +46,7 @@ from pipeline.reports.frame import ReportData, report_data
 from pipeline.reports.package import finish_packages, report_counties, write_county_packages
 from pipeline.settings import Settings
 from pipeline.store import published
+from pipeline.store.files import restrict_tree, set_private_umask
 from pipeline.store.warehouse import connect, transaction
 from pipeline.warnings.cases import apply_feedback, report_decisions, store_followup
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
@@ -154,6 +156,7 @@ def compute_month(
     (outcome ``dry_run``, with the number of warnings it would give).
     """
     m = month if isinstance(month, Month) else Month.parse(month)
+    set_private_umask()  # the warehouse and every report: owner-only (store/files.py)
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
     policies = PolicySet.load(settings.policy_files)
     load_config(settings)  # a bad delivery file stops the run before anything is written
@@ -211,18 +214,18 @@ def _publish_month(
     deliverable: ReportData,
 ) -> None:
     frames = {
-        "warnings": con.sql(
+        "warnings": con.execute(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
-            params=[str(m)],
+            [str(m)],
         ).pl(),
-        "routes": con.sql(
+        "routes": con.execute(
             "select * from mart_warning_routes where month = ? "
             "order by psn_no, warning_type, department",
-            params=[str(m)],
+            [str(m)],
         ).pl(),
-        "files": con.sql(
+        "files": con.execute(
             "select * from ledger_files where run_id = ? order by export_month, source_file",
-            params=[run_id],
+            [run_id],
         ).pl(),
         **deliverable.frames(),
     }
@@ -233,6 +236,7 @@ def write_county_reports(
     month: str | Month, county: str, settings: Settings, run_id: str | None = None
 ) -> list[str]:
     """One county's 台账 (per department) from the month's published Parquet, never the warehouse."""
+    set_private_umask()  # owner-only 台账 (a DAG task is a process of its own)
     m = str(month)
     data = ReportData.read(lambda name: published.read(settings.db, m, name, run_id), run_id)
     return [str(p) for p in write_county_packages(data, m, settings.outbox, county)]
@@ -240,9 +244,12 @@ def write_county_reports(
 
 def write_summary(month: str | Month, settings: Settings, run_id: str | None = None) -> list[str]:
     """The month's city summary and manifest, once every county's 台账 is in the outbox."""
+    set_private_umask()
     m = str(month)
     data = ReportData.read(lambda name: published.read(settings.db, m, name, run_id), run_id)
-    return [str(p) for p in finish_packages(data, m, settings.outbox)]
+    written = [str(p) for p in finish_packages(data, m, settings.outbox)]
+    restrict_tree(settings.outbox / m)  # every report of the month: files 0600, folders 0700
+    return written
 
 
 def deliver(
@@ -250,6 +257,7 @@ def deliver(
 ) -> list[dict]:
     """The month's packages to their destinations (the delivery file); records what went where."""
     say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    set_private_umask()
     return deliver_packages(settings, str(month), run_id, say)
 
 
@@ -365,6 +373,8 @@ def _run(
     ):
         say(line)
     store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
+    say(f"[{m}] medical assistance: entitlements year to date against maf_pay paid")
+    say(f"[{m}] {summary_line(store_assistance(con, m, policies))}")
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)
@@ -420,7 +430,7 @@ def stage_month(month: Month, settings: Settings) -> None:
 
 def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
     """Per file: rows read = loaded + duplicate + skipped + quarantined, and money totals."""
-    frame = con.sql(
+    frame = con.execute(
         """
         select f.export_month, f.source_file, f.sha256, f.rows_read,
                count(s.source_row) as staged,
@@ -439,7 +449,7 @@ def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
         group by all
         order by f.export_month, f.source_file
         """,
-        params=[str(m)],
+        [str(m)],
     ).pl()
     bad = frame.filter(
         (pl.col("staged") != pl.col("rows_read"))

@@ -307,7 +307,7 @@ def _gx() -> _Gx:
 def read_frame(con: duckdb.DuckDBPyConnection, table: str, month: str | None = None):
     """The pandas frame a suite validates (with its computed columns)."""
     params = [month] if table in _MONTHLY else []
-    return con.sql(_FRAMES[table], params=params).df()
+    return con.execute(_FRAMES[table], params).df()
 
 
 def validate_frame(

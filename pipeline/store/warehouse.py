@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.errors import PovwatchError, shown
+from pipeline.store.files import private_dir, restrict
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 _REPO_ROOT = _PACKAGE.parent
@@ -34,42 +36,123 @@ def sql(name: str) -> str:
 KEY_ENV = "POVWATCH_DB_KEY"
 
 
+@cache
+def packaged_extensions() -> Path | None:
+    """DuckDB's extension folder shipped by the ``duckdb-ext-*`` packages (``duckdb_ext/
+    extensions/v<version>/<platform>/``), or None when they are not installed."""
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "extensions"
+    return folder if folder.is_dir() else None
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal. DuckDB 1.4 binds no parameters in ATTACH, so the path and key
+    are quoted here (a quote doubled); neither is ever logged or shown."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _load_crypto(con: duckdb.DuckDBPyConnection) -> None:
+    """Load httpfs (OpenSSL: DuckDB's writable AES-GCM) from the packaged extensions."""
+    folder = packaged_extensions()
+    if folder is not None:
+        con.execute("set extension_directory = ?", [str(folder)])
+    with contextlib.suppress(duckdb.Error):
+        con.execute("load httpfs")
+
+
 def _open(db: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """A plain file, or an encrypted one when ``POVWATCH_DB_KEY`` holds the key.
 
-    Encryption at rest uses DuckDB's AES-GCM database encryption. Writing an encrypted
-    file needs DuckDB's httpfs extension (OpenSSL) installed beside DuckDB; the key never
-    appears in messages. (An Airflow deployment passes the key from a connection's password
-    into this variable.)
+    Encryption at rest uses DuckDB's AES-GCM database encryption; writing needs the httpfs
+    extension (OpenSSL), installed from the lock file as the ``duckdb-ext-httpfs`` package
+    for this DuckDB version. The key never appears in messages. (An Airflow deployment
+    passes the key from a connection's password into this variable.)
     """
     key = os.environ.get(KEY_ENV)
     if not key:
-        return duckdb.connect(str(db), read_only=read_only)
+        try:
+            return duckdb.connect(str(db), read_only=read_only)
+        except duckdb.Error as exc:
+            if "encrypted" in str(exc).lower() and "without a key" in str(exc).lower():
+                raise PovwatchError(
+                    f"{shown(db)}: the warehouse is encrypted; set {KEY_ENV} to its key"
+                ) from None
+            raise
     con = duckdb.connect()
-    with contextlib.suppress(duckdb.Error):
-        con.execute("load httpfs")
+    _load_crypto(con)
     if os.environ.get("POVWATCH_DB_UNSAFE_CRYPTO") == "1":
-        # Tests only: DuckDB's fallback crypto without OpenSSL (not securely random).
+        # Only where httpfs cannot be installed: DuckDB's fallback crypto (not securely random).
         con.execute("set force_mbedtls_unsafe = 'true'")
     mode = ", read_only" if read_only else ""
     try:
-        con.execute(f"attach ? as warehouse (encryption_key ?{mode})", [str(db), key])
+        con.execute(
+            f"attach {_literal(str(db))} as warehouse (encryption_key {_literal(key)}{mode})"
+        )
+        if not read_only:  # fail now, not at the first write, when no OpenSSL is loaded
+            con.execute("create table if not exists warehouse.__povwatch_probe (x integer)")
+            con.execute("drop table warehouse.__povwatch_probe")
     except duckdb.Error as exc:
         con.close()
-        text = str(exc)
-        if "crypto" in text.lower() or "httpfs" in text.lower():
+        text = str(exc).lower()
+        if "crypto" in text or "httpfs" in text:
             raise PovwatchError(
-                f"{db}: writing an encrypted warehouse needs DuckDB's httpfs extension "
-                "(install it for this DuckDB version), or unset POVWATCH_DB_KEY"
+                f"{shown(db)}: writing an encrypted warehouse needs DuckDB's httpfs extension "
+                "(the duckdb-ext-httpfs package of uv.lock), or unset POVWATCH_DB_KEY"
             ) from None
-        if "lock" in text.lower():
+        if "not encrypted" in text:
+            raise PovwatchError(
+                f"{shown(db)}: the warehouse is not encrypted but {KEY_ENV} is set (unset it, or "
+                "encrypt the file with pipeline.store.warehouse.rotate_key)"
+            ) from None
+        if "lock" in text:
             raise
         raise PovwatchError(
-            f"{db}: cannot open the encrypted warehouse with the key in {KEY_ENV} "
+            f"{shown(db)}: cannot open the encrypted warehouse with the key in {KEY_ENV} "
             "(wrong key, or the file is not encrypted)"
         ) from None
     con.execute("use warehouse")
     return con
+
+
+def rotate_key(db: Path, old_key: str | None, new_key: str | None) -> None:
+    """Re-write the warehouse under a new key (or encrypt a plain one: ``old_key`` None; or
+    decrypt: ``new_key`` None). The copy is written beside the file, checked, then moved over
+    it; the old file is kept as ``<name>.before-rekey`` until the caller deletes it. No run
+    may hold the warehouse meanwhile (its lock refuses a second writer)."""
+    new = db.with_name(db.name + ".rekey")
+    backup = db.with_name(db.name + ".before-rekey")
+    for leftover in (new, new.with_name(new.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        _load_crypto(con)
+        old_opts = f"(encryption_key {_literal(old_key)}, read_only)" if old_key else "(read_only)"
+        new_opts = f"(encryption_key {_literal(new_key)})" if new_key else ""
+        try:
+            con.execute(f"attach {_literal(str(db))} as old {old_opts}")
+        except duckdb.Error:
+            raise PovwatchError(
+                f"{shown(db)}: cannot open the warehouse with the old key"
+            ) from None
+        con.execute(f"attach {_literal(str(new))} as new {new_opts}")
+        con.execute("copy from database old to new")
+        tables = con.execute(
+            "select count(*) from duckdb_tables() where database_name = 'old'"
+        ).fetchall()[0][0]
+        copied = con.execute(
+            "select count(*) from duckdb_tables() where database_name = 'new'"
+        ).fetchall()[0][0]
+        if copied != tables:
+            raise PovwatchError(
+                f"{shown(db)}: re-keying copied {copied} of {tables} tables; unchanged"
+            )
+    finally:
+        con.close()
+    os.replace(db, backup)
+    os.replace(new, db)
+    restrict(db)
 
 
 def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -79,7 +162,7 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             f"{shown(db)}: no warehouse here yet (make one with `povwatch run --month "
             "YYYY-MM` or `povwatch demo`, or pass --db FILE)"
         )
-    db.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(db.parent)
     try:
         con = _open(db, read_only)
     except duckdb.IOException as exc:
@@ -89,6 +172,9 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con.execute("set enable_progress_bar = false")
     if not read_only:
         _writer_mark(db).write_text(str(os.getpid()), encoding="utf-8")
+        for path in (db, db.with_name(db.name + ".wal")):
+            if path.exists():
+                restrict(path)
         con.execute(sql("schema/warehouse"))
         con.execute(sql("schema/macros"))
     return con

@@ -35,13 +35,13 @@ def _measure_sums() -> list[pl.Expr]:
 
 def loaded_rows(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     """The loaded rows of the data as of ``month`` that count in its year (Arrow, no copies)."""
-    return con.sql(
+    return con.execute(
         """
         select psn_no, export_month, psn_part_amt, maf_pay, fulamt_ownpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year = ?
         """,
-        params=[str(month), month.year],
+        [str(month), month.year],
     ).pl()
 
 
@@ -60,14 +60,14 @@ _SQL_SUMS = ", ".join(
 def burden_as_of_sql(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
     """:func:`burden_as_of` summed inside DuckDB: one row per person leaves the warehouse,
     not every settlement row of the year."""
-    return con.sql(
+    return con.execute(
         f"""
         select psn_no, {_SQL_SUMS}, ? as m
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year = ?
         group by psn_no
         """,
-        params=[str(month), str(month), month.year],
+        [str(month), str(month), month.year],
     ).pl()
 
 
@@ -77,14 +77,14 @@ def per_export_sql(
     """Every burden measure of ``persons`` per export month of ``month``'s year (in DuckDB)."""
     con.register("_replay_persons", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
     try:
-        return con.sql(
+        return con.execute(
             f"""
             select psn_no, export_month, {_SQL_SUMS}
             from stg_settlements semi join _replay_persons using (psn_no)
             where status = 'loaded' and export_month <= ? and cost_year = ?
             group by psn_no, export_month
             """,
-            params=[str(month), month.year],
+            [str(month), month.year],
         ).pl()
     finally:
         con.unregister("_replay_persons")

@@ -68,13 +68,13 @@ _ORDER = ["decided_on", "source_file", "source_row"]
 def _warnings_up_to(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
     """(year, psn_no, warning_type) → first_month and warning_id, over the months run ≤ M."""
     return (
-        con.sql(
+        con.execute(
             """
             select psn_no, warning_type, min(first_month) as first_month
             from mart_warnings where month <= ?
             group by substr(month, 1, 4), psn_no, warning_type
             """,
-            params=[str(m)],
+            [str(m)],
         )
         .pl()
         .with_columns(pl.col("first_month").alias("month"))
@@ -86,10 +86,10 @@ def _warnings_up_to(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
 def _routes_up_to(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
     """(warning_id, department) → the first month whose package carried it there."""
     return (
-        con.sql(
+        con.execute(
             "select month, psn_no, warning_type, department from mart_warning_routes "
             "where month <= ?",
-            params=[str(m)],
+            [str(m)],
         )
         .pl()
         .with_columns(warning_id_expr())
@@ -315,7 +315,7 @@ def decisions_as_of(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
         return pl.DataFrame(
             schema={c: pl.Date if c == "decided_on" else pl.String for c in DECISION_COLUMNS}
         ).with_columns(pl.col("source_row").cast(pl.Int32))
-    return con.sql(
+    return con.execute(
         """
         with latest as (
             select run_id from run_ledger
@@ -325,16 +325,16 @@ def decisions_as_of(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
         select d.* from feedback_decisions d join latest using (run_id)
         where d.decided_on <= ?
         """,
-        params=[str(m), m.last_day],
+        [str(m), m.last_day],
     ).pl()
 
 
 def report_decisions(con: duckdb.DuckDBPyConnection, m: Month) -> pl.DataFrame:
     """For the reports of M (inside M's run): per warning_id, the decision that counts as
     known at the end of M over all departments — columns warning_id, decision, decided_on."""
-    decisions = con.sql(
+    decisions = con.execute(
         "select * from feedback_decisions where month = ? and decided_on <= ?",
-        params=[str(m), m.last_day],
+        [str(m), m.last_day],
     ).pl()
     return latest_decision(decisions, ["warning_id"]).select("warning_id", "decision", "decided_on")
 
@@ -359,14 +359,14 @@ def cases_frame(con: duckdb.DuckDBPyConnection, m: Month) -> tuple[pl.DataFrame,
             [months[0], months[-1]],
         ).fetchall()
     }
-    year = con.sql(
+    year = con.execute(
         """
         select psn_no, warning_type, min(first_month) as first_month,
                any_value(status) filter (where month = ?) as status_now
         from mart_warnings where month between ? and ?
         group by psn_no, warning_type
         """,
-        params=[str(m), months[0], str(m)],
+        [str(m), months[0], str(m)],
     ).pl()
     decided = latest_decision(decisions_as_of(con, m), ["warning_id"]).select(
         "warning_id", "decision", pl.col("decided_on").dt.strftime("%Y-%m-%d")
@@ -410,14 +410,14 @@ def followup_rows(
     """
     first = str(Month(m.year, 1))
     routes = (
-        con.sql(
+        con.execute(
             """
             select r.month, r.psn_no, r.warning_type, r.department, w.admdvs
             from mart_warning_routes r
             join mart_warnings w using (month, psn_no, warning_type)
             where r.month between ? and ?
             """,
-            params=[first, str(m)],
+            [first, str(m)],
         )
         .pl()
         .with_columns(warning_id_expr())
@@ -429,9 +429,9 @@ def followup_rows(
             (pl.col("month").max() == str(m)).alias("open"),
         )
     )
-    decisions = con.sql(
+    decisions = con.execute(
         "select * from feedback_decisions where month = ? and decided_on <= ?",
-        params=[str(m), m.last_day],
+        [str(m), m.last_day],
     ).pl()
     latest = latest_decision(decisions, ["warning_id", "department"]).select(
         "warning_id",
@@ -439,12 +439,12 @@ def followup_rows(
         pl.col("decision").alias("previous_decision"),
         pl.col("decided_on").alias("previous_decided_on"),
     )
-    in_force = con.sql(
+    in_force = con.execute(
         """
         select distinct psn_no, identity from ref_identities
         where begin_date <= ? and (end_date is null or end_date >= ?)
         """,
-        params=[m.last_day, m.last_day],
+        [m.last_day, m.last_day],
     ).pl()
     last_of_first = (
         pl.col("first_routed").str.to_date("%Y-%m").dt.month_end()

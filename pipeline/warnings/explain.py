@@ -90,14 +90,14 @@ def counted_settlements(
     """
     con.register("explain_persons", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
     try:
-        rows = con.sql(
+        rows = con.execute(
             f"""
             select {", ".join(SETTLEMENT_COLUMNS)}
             from stg_settlements
             where status = 'loaded' and export_month <= ? and cost_year = ?
                 and psn_no in (select psn_no from explain_persons)
             """,
-            params=[str(m), m.year],
+            [str(m), m.year],
         ).pl()
     finally:
         con.unregister("explain_persons")

@@ -93,10 +93,10 @@ def simulate(
     con = connect(db, read_only=True)
     try:
         rows = loaded_rows(con, month)
-        registry = con.sql(
+        registry = con.execute(
             "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype from ref_persons "
             "where starts_with(insuplc_admdvs, ?)",
-            params=[region],
+            [region],
         ).pl()
         identities = con.sql(
             "select psn_no, identity, begin_date, end_date from ref_identities"

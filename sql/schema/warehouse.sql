@@ -278,3 +278,22 @@ create table if not exists file_digests (
 create table if not exists ref_state (
     inputs_digest varchar not null
 );
+
+-- Medical-assistance entitlement and audit: one row per person and month (year to date) for
+-- every person who held an assistance category in the year up to the month or was paid
+-- maf_pay. entitled_fen / difference_fen are null when not computed (reason says why).
+create table if not exists mart_assistance (
+    month varchar not null,
+    psn_no varchar not null,
+    admdvs varchar,
+    category varchar,                   -- the policy's category id (highest held); null: none
+    category_label varchar,
+    policy_id varchar,
+    policy_version varchar,
+    eligible_cost_fen bigint not null,
+    entitled_fen bigint,
+    paid_fen bigint not null,
+    difference_fen bigint,              -- entitled − paid
+    status varchar not null,            -- under | over | ok | not_computed (tolerance 1 fen)
+    reason varchar
+);

@@ -187,9 +187,10 @@ final as (
             when r.refd_flag = 1 and o.setl_id is null then 'init_setl_id'
         end as reason_column
     from ranked as r
+    -- (the reversal test sits inside the key so that the join is a hash join on every
+    -- DuckDB version: as a separate condition, DuckDB 1.4 plans a nested-loop join)
     left join originals as o
-        on r.refd_flag = 1
-        and o.setl_id = r.init_setl_id
+        on o.setl_id = case when r.refd_flag = 1 then r.init_setl_id end
         and o.export_month <= r.export_month
 )
 

@@ -1,4 +1,8 @@
-"""Encryption at rest: with POVWATCH_DB_KEY the warehouse file holds no readable personal data."""
+"""Encryption at rest: with POVWATCH_DB_KEY the warehouse file holds no readable personal data.
+
+DuckDB 1.4 LTS with the packaged httpfs extension (``duckdb-ext-httpfs`` in uv.lock) writes
+the encrypted file with OpenSSL: no unsafe fallback is set anywhere in this file.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from pipeline.store.warehouse import packaged_extensions, rotate_key
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024" / "landing"
+KEY = "k3y-for-tests"
 
 
 def _cli(tmp_path, *args, **env):
     full = {**os.environ, "POVWATCH_QUALITY": "off", **env}  # gates: see test_quality_gates
+    full.pop("POVWATCH_DB_UNSAFE_CRYPTO", None)
+    if env.get("POVWATCH_DB_KEY") is None:
+        full.pop("POVWATCH_DB_KEY", None)
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
         cwd=tmp_path,
@@ -25,43 +33,54 @@ def _cli(tmp_path, *args, **env):
     )
 
 
-def test_encrypted_warehouse_round_trip(tmp_path):
+def test_the_lock_file_ships_httpfs():
+    folder = packaged_extensions()
+    assert folder is not None
+    assert list(folder.glob("v*/*/httpfs.duckdb_extension"))
+
+
+def test_encrypted_warehouse_round_trip_wrong_and_missing_key(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "data" / "landing")
-    # Here DuckDB has no httpfs (OpenSSL), so the test uses DuckDB's fallback cipher source.
-    env = {"POVWATCH_DB_KEY": "k3y-for-tests", "POVWATCH_DB_UNSAFE_CRYPTO": "1"}
-    run = _cli(tmp_path, "run", "--month", "2024-02", "--quiet", **env)
+    run = _cli(tmp_path, "run", "--month", "2024-02", "--quiet", POVWATCH_DB_KEY=KEY)
     assert run.returncode == 0, run.stderr
-    data = (tmp_path / "data" / "warehouse.duckdb").read_bytes()
+    db = tmp_path / "data" / "warehouse.duckdb"
+    data = db.read_bytes()
     assert b"P1300002568" not in data and b"setl_id" not in data  # nothing readable
-    ok = _cli(tmp_path, "warnings", "--month", "2024-02", **env)
+    # re-opened (a second run appends to it) and read back
+    run = _cli(tmp_path, "run", "--month", "2024-03", "--quiet", POVWATCH_DB_KEY=KEY)
+    assert run.returncode == 0, run.stderr
+    ok = _cli(tmp_path, "warnings", "--month", "2024-02", POVWATCH_DB_KEY=KEY)
     assert ok.returncode == 0 and "P1300002568" in ok.stdout
-    wrong = _cli(
-        tmp_path,
-        "warnings",
-        "--month",
-        "2024-02",
-        POVWATCH_DB_KEY="wrong",
-        POVWATCH_DB_UNSAFE_CRYPTO="1",
-    )
+    assert b"P1300002568" not in db.read_bytes()
+
+    wrong = _cli(tmp_path, "warnings", "--month", "2024-02", POVWATCH_DB_KEY="wrong")
     assert wrong.returncode == 1
-    assert (
-        "wrong key" in wrong.stderr and "k3y" not in wrong.stderr and "wrong\n" not in wrong.stderr
-    )
+    assert "wrong key" in wrong.stderr and "k3y" not in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1
+
+    missing = _cli(tmp_path, "warnings", "--month", "2024-02")
+    assert missing.returncode == 1
+    assert "encrypted" in missing.stderr and "POVWATCH_DB_KEY" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
 
 
-def _has_httpfs() -> bool:
-    import duckdb
-
-    try:
-        duckdb.connect().execute("load httpfs")
-    except duckdb.Error:
-        return False
-    return True
-
-
-@pytest.mark.skipif(_has_httpfs(), reason="DuckDB's httpfs is installed: writing works")
-def test_writing_encrypted_without_openssl_is_a_clear_error(tmp_path):
+def test_a_key_on_a_plain_warehouse_is_refused(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "data" / "landing")
-    run = _cli(tmp_path, "run", "--month", "2024-01", "--quiet", POVWATCH_DB_KEY="abc")
-    assert run.returncode == 1
-    assert "httpfs" in run.stderr and "abc" not in run.stderr
+    assert _cli(tmp_path, "run", "--month", "2024-01", "--quiet").returncode == 0
+    keyed = _cli(tmp_path, "warnings", "--month", "2024-01", POVWATCH_DB_KEY=KEY)
+    assert keyed.returncode == 1 and "not encrypted" in keyed.stderr
+
+
+def test_key_rotation(tmp_path, monkeypatch):
+    shutil.copytree(FIXTURE, tmp_path / "data" / "landing")
+    assert _cli(tmp_path, "run", "--month", "2024-01", "--quiet").returncode == 0
+    db = tmp_path / "data" / "warehouse.duckdb"
+    plain = _cli(tmp_path, "warnings", "--month", "2024-01").stdout
+    rotate_key(db, None, "first")  # encrypt a plain warehouse
+    assert b"warning_type" not in db.read_bytes()
+    rotate_key(db, "first", "second")  # rotate
+    old = _cli(tmp_path, "warnings", "--month", "2024-01", POVWATCH_DB_KEY="first")
+    assert old.returncode == 1 and "wrong key" in old.stderr
+    new = _cli(tmp_path, "warnings", "--month", "2024-01", POVWATCH_DB_KEY="second")
+    assert new.returncode == 0 and new.stdout == plain
+    assert (db.stat().st_mode & 0o777) == 0o600
