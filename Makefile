@@ -46,7 +46,7 @@ shell: install
 	@$(UV) run --frozen $${SHELL:-bash}
 
 test: install
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q --durations=15
 
 lint: install
 	$(UV) run --frozen ruff check .
