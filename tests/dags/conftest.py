@@ -39,7 +39,6 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Read when the DAG file is parsed: quick retries and pokes for the tests.
     mp.setenv("POVWATCH_RETRY_DELAY_SECONDS", "1")
     mp.setenv("POVWATCH_POKE_SECONDS", "1")
-    mp.setenv("POVWATCH_QUALITY", "off")
 
     from airflow.utils import db
 
@@ -56,3 +55,10 @@ def dagbag(airflow_env: Path):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+@pytest.fixture(autouse=True)
+def _batch_gates_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG tests check wiring, not the Great Expectations gates (their import costs
+    seconds per task). Per test, so the setting never leaks into the rest of the session."""
+    monkeypatch.setenv("POVWATCH_QUALITY", "off")
