@@ -150,19 +150,12 @@ def backfill(
 
 def warnings_csv(db: Path, month: Month) -> str:
     """The month's warnings as the contract's CSV (header, two-decimal money, by psn_no)."""
+    from pipeline.store.ledger import require_run
     from pipeline.store.warehouse import connect
 
     con = connect(db, read_only=True)
     try:
-        ran = con.execute(
-            "select count(*) from run_ledger where month = ? "
-            "and outcome in ('success', 'publishing')",
-            [str(month)],
-        ).fetchall()[0][0]
-        if not ran:
-            raise PovwatchError(
-                f"{shown(db)}: month {month} has not been run yet (povwatch run --month {month})"
-            )
+        require_run(con, db, month)
         frame = con.execute(
             "select * from mart_warnings where month = ? order by psn_no, warning_type",
             [str(month)],
@@ -487,20 +480,13 @@ QUARANTINE_HEADER = "export_month,source_file,source_row,reason,column"
 def quarantine_csv(db: Path, month: Month) -> str:
     """The rows quarantined from the exports up to ``month`` as the contract's CSV, sorted by
     export_month, source_file, source_row."""
+    from pipeline.store.ledger import require_run
     from pipeline.store.warehouse import connect
 
     con = connect(db, read_only=True)
     try:
         # A run of M or a later month has staged (and classified) every export up to M.
-        ran = con.execute(
-            "select count(*) from run_ledger where month >= ? "
-            "and outcome in ('success', 'publishing')",
-            [str(month)],
-        ).fetchall()[0][0]
-        if not ran:
-            raise PovwatchError(
-                f"{db}: month {month} has not been run yet (povwatch run --month {month})"
-            )
+        require_run(con, db, month, or_later=True)
         frame = con.execute(
             """
             select export_month, source_file, source_row, reason, reason_column as "column"
@@ -566,19 +552,14 @@ def assistance(
     value the document leaves to the locality); category empty: paid without a category.
     """
     from pipeline.assistance.audit import assistance_frame, format_assistance
+    from pipeline.store.ledger import require_run
     from pipeline.store.warehouse import connect
 
     _choice(format, "--format", ("csv",))
     m = _month(month)
     con = connect(db, read_only=True)
     try:
-        ran = con.execute(
-            "select count(*) from run_ledger where month = ? "
-            "and outcome in ('success', 'publishing')",
-            [str(m)],
-        ).fetchall()[0][0]
-        if not ran:
-            raise PovwatchError(f"{db}: month {m} has not been run yet (povwatch run --month {m})")
+        require_run(con, db, m)
         frame = assistance_frame(con, m)
     finally:
         con.close()

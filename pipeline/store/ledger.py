@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.errors import shown
+from pipeline.errors import PovwatchError, shown
 from pipeline.money import yuan
 from pipeline.months import Month
 from pipeline.store.warehouse import connect
@@ -138,3 +138,17 @@ def last_success(db: Path, month: Month) -> str | None:
     finally:
         con.close()
     return rows[0][0] if rows and rows[0][1] == "success" else None
+
+
+def require_run(con, db: Path, month: Month | str, *, or_later: bool = False) -> None:
+    """Stop with one line unless ``month`` (or, with ``or_later``, a later month, whose run has
+    staged every export up to it) has a successful run in the ledger."""
+    ran = con.execute(
+        f"select count(*) from run_ledger where month {'>=' if or_later else '='} ? "
+        "and outcome in ('success', 'publishing')",
+        [str(month)],
+    ).fetchall()[0][0]
+    if not ran:
+        raise PovwatchError(
+            f"{shown(db)}: month {month} has not been run yet (povwatch run --month {month})"
+        )

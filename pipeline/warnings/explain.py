@@ -350,16 +350,12 @@ def explain_person(
     db: Path, landing: Path, policy_files: tuple[Path, ...], m: Month, psn_no: str
 ) -> dict:
     """The explanation of one person in ``m`` as a JSON-ready dict (money as yuan text)."""
+    from pipeline.store.ledger import require_run
     from pipeline.store.warehouse import connect
 
     con = connect(db, read_only=True)
     try:
-        ran = con.execute(
-            "select count(*) from run_ledger where month = ? and outcome in ('success', 'publishing')",
-            [str(m)],
-        ).fetchall()[0][0]
-        if not ran:
-            raise PovwatchError(f"{db}: month {m} has not been run yet (povwatch run --month {m})")
+        require_run(con, db, m)
         ref = _reference(landing, m, con)
         registry = ref.sql(
             "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural from ref_persons"
