@@ -69,6 +69,8 @@ AIRFLOW_PORT ?= 8080
 airflow: export AIRFLOW_HOME ?= $(CURDIR)/data/airflow
 airflow: export AIRFLOW__CORE__DAGS_FOLDER = $(CURDIR)/dags
 airflow: export AIRFLOW__CORE__LOAD_EXAMPLES = False
+# SQLite's default 5 s lock wait is too short on a busy 2-core machine ("database is locked").
+airflow: export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db?timeout=60
 airflow: export AIRFLOW__CORE__PARALLELISM = 4
 airflow: export AIRFLOW__API__WORKERS = 1
 airflow: export AIRFLOW__API__PORT = $(AIRFLOW_PORT)

@@ -94,8 +94,12 @@ def standalone(tmp_path):
         "POVWATCH_POKE_SECONDS": "5",
     }
     for name in list(env):
-        if name.startswith("AIRFLOW__") and name.endswith(("SQL_ALCHEMY_CONN",)):
+        if name.startswith("AIRFLOW__") and name.endswith(("SQL_ALCHEMY_CONN", "_CONN_ASYNC")):
             del env[name]
+    # SQLite waits 5 s for a lock by default; on a loaded 2-core machine the scheduler and DAG
+    # processor hold it longer and `backfill create` failed with "database is locked" (CI, stop
+    # 14). `make airflow` sets the same wait.
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db?timeout=60"
     log = (tmp_path / "standalone.log").open("wb")
     proc = subprocess.Popen(
         [str(BIN / "airflow"), "standalone"],
