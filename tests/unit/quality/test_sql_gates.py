@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from pipeline.errors import PovwatchError
+from pipeline.quality import evaluate as in_sql
 from pipeline.quality import gates as quality
 from pipeline.quality.evaluate import Frame, evaluate
 from pipeline.quality.gates import (
@@ -19,11 +20,13 @@ from pipeline.quality.gates import (
     QualityGateError,
     band_limits,
     gate,
+    load_suite,
     read_frame,
+    reference_results,
     validate_frame,
     validate_frame_gx,
 )
-from pipeline.store.warehouse import sql
+from pipeline.store.warehouse import connect, sql
 
 MONTH = "2024-05"
 
@@ -227,3 +230,19 @@ def test_gx_is_not_imported_by_the_sql_gates(con, monkeypatch):
     monkeypatch.setattr(quality, "_gx", lambda: pytest.fail("GX on the run's path"))
     results = validate_frame("mart_warnings", read_frame(con, "mart_warnings", MONTH))
     assert results and all(r.success for r in results)
+
+
+def test_unchanged_reference_tables_are_not_evaluated_again(tmp_path, monkeypatch):
+    # The loader's digest of the reference inputs is on record: the first month evaluates the
+    # reference suites, a later one shows the stored results without reading the tables.
+    con = connect(tmp_path / "w.duckdb")
+    con.execute(GOOD["ref_persons"])
+    con.execute("insert into ref_state values ('digest-1')")
+    first = reference_results(con, "ref_persons")
+    assert len(first) == len(load_suite("ref_persons")["expectations"])
+    assert all(r.success for r in first)
+    monkeypatch.setattr(in_sql, "evaluate", lambda *a: pytest.fail("evaluated again"))
+    assert reference_results(con, "ref_persons") == first
+    con.execute("update ref_state set inputs_digest = 'digest-2'")
+    with pytest.raises(pytest.fail.Exception, match="evaluated again"):
+        reference_results(con, "ref_persons")
