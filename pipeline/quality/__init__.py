@@ -1,1 +1,2 @@
-"""Quality: Great Expectations batch gates and the quarantine of rows that cannot be used."""
+"""Quality: batch gates (Great Expectations suites, evaluated in DuckDB) and the quarantine of
+rows that cannot be used."""
