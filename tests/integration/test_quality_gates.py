@@ -24,6 +24,7 @@ from pipeline.ingest.load import (
     load_reference,
 )
 from pipeline.months import Month
+from pipeline.quality import gates
 from pipeline.quality.gates import (
     QualityGateError,
     check_inputs,
@@ -165,6 +166,24 @@ def test_the_money_band_applies_to_small_exports_when_configured(con, tmp_path, 
     assert " outside " in failed[1].observed and failed[1].observed.endswith(
         "yuan (0.5×..2.0× median of 4 previous months)"
     )
+
+
+def test_gx_itself_gives_the_same_results_when_asked(con, monkeypatch):
+    # POVWATCH_QUALITY_ENGINE=gx: Great Expectations' pandas engine judges the same suites
+    # (an audit's choice); every check of April and of May (the collapsed month) is the same.
+    def every(month: str) -> list:
+        found = check_inputs(con, month, "r", raise_on_failure=False)
+        return found + check_outputs(con, month, "r", raise_on_failure=False)
+
+    in_sql = {m: every(m) for m in ("2024-04", "2024-05")}
+    monkeypatch.setenv("POVWATCH_QUALITY_ENGINE", "gx")
+    monkeypatch.setattr(gates.in_sql, "evaluate", lambda *a: pytest.fail("SQL engine used"))
+    in_gx = {m: every(m) for m in ("2024-04", "2024-05")}
+    assert in_gx == in_sql
+    assert [r.check for r in in_gx["2024-05"] if not r.success] == [ROW_COUNT]
+    monkeypatch.setenv("POVWATCH_QUALITY_ENGINE", "pandas")
+    with pytest.raises(PovwatchError, match="POVWATCH_QUALITY_ENGINE='pandas': expected sql or gx"):
+        check_inputs(con, "2024-04", "r")
 
 
 def test_results_are_stored_per_run(con):
