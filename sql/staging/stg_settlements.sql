@@ -14,13 +14,16 @@ src as (
 -- Settlements loaded from earlier export months: a repeat of their id is a duplicate, and
 -- a reversal may refer to them. Only ids the new rows name are looked up (every use below
 -- matches a setl_id or init_setl_id of src), so the cost follows the new month, not the year.
+-- (The ids are read from raw_settlements, not src: src used once is not materialized.)
 prior as (
     select setl_id, export_month, refd_setl_flag, cost_year
     from stg_settlements
     where export_month < $from and status = 'loaded'
         and setl_id in (
-            select setl_id from src where setl_id is not null
-            union select init_setl_id from src where init_setl_id is not null
+            select setl_id from raw_settlements
+            where export_month between $from and $month and setl_id is not null
+            union select init_setl_id from raw_settlements
+            where export_month between $from and $month and init_setl_id is not null
         )
 ),
 
