@@ -195,7 +195,7 @@ def ingest_settlements(
 
 
 def _forget_export(con: duckdb.DuckDBPyConnection, export_month: str) -> None:
-    for table in ("raw_settlements", "ingested_files", "stg_settlements"):
+    for table in ("raw_settlements", "ingested_files", "stg_settlements", "stg_file_totals"):
         con.execute(f"delete from {table} where export_month = ?", [export_month])
 
 
@@ -243,6 +243,7 @@ def classify_settlements(
         return []
     start = changed[0]
     con.execute("delete from stg_settlements where export_month >= ?", [start])
+    con.execute("delete from stg_file_totals where export_month >= ?", [start])
     con.execute("delete from stg_state where export_month >= ?", [start])
     con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
     redo = sorted(em for em in wanted if em >= start)
