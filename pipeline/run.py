@@ -429,24 +429,45 @@ def stage_month(month: Month, settings: Settings) -> None:
 
 
 def _reconcile(con: duckdb.DuckDBPyConnection, m: Month) -> list[dict]:
-    """Per file: rows read = loaded + duplicate + skipped + quarantined, and money totals."""
+    """Per file: rows read = loaded + duplicate + skipped + quarantined, and money totals.
+
+    A staged export month is counted once (``stg_file_totals``, dropped with its staging):
+    the run adds the months staged since, instead of re-reading the year's rows.
+    """
+    con.execute(
+        """
+        insert into stg_file_totals
+        select export_month, source_file,
+               count(*) as staged,
+               count(*) filter (where status = 'loaded') as loaded,
+               count(*) filter (where status = 'duplicate') as duplicate,
+               count(*) filter (where status = 'skipped') as skipped,
+               count(*) filter (where status = 'quarantined') as quarantined,
+               sum(medfee_sumamt) as medfee_read_fen,
+               sum(medfee_sumamt) filter (where status = 'loaded') as medfee_loaded_fen,
+               sum(psn_part_amt + maf_pay) filter (where status = 'loaded')
+                   as burden_loaded_fen
+        from stg_settlements
+        where export_month <= ?
+            and export_month not in (select export_month from stg_file_totals)
+        group by export_month, source_file
+        """,
+        [str(m)],
+    )
     frame = con.execute(
         """
         select f.export_month, f.source_file, f.sha256, f.rows_read,
-               count(s.source_row) as staged,
-               count(*) filter (where s.status = 'loaded') as loaded,
-               count(*) filter (where s.status = 'duplicate') as duplicate,
-               count(*) filter (where s.status = 'skipped') as skipped,
-               count(*) filter (where s.status = 'quarantined') as quarantined,
-               coalesce(sum(s.medfee_sumamt), 0) as medfee_read_fen,
-               coalesce(sum(s.medfee_sumamt) filter (where s.status = 'loaded'), 0)
-                   as medfee_loaded_fen,
-               coalesce(sum(s.psn_part_amt + s.maf_pay) filter (where s.status = 'loaded'), 0)
-                   as burden_loaded_fen
+               coalesce(t.staged, 0) as staged,
+               coalesce(t.loaded, 0) as loaded,
+               coalesce(t.duplicate, 0) as duplicate,
+               coalesce(t.skipped, 0) as skipped,
+               coalesce(t.quarantined, 0) as quarantined,
+               coalesce(t.medfee_read_fen, 0) as medfee_read_fen,
+               coalesce(t.medfee_loaded_fen, 0) as medfee_loaded_fen,
+               coalesce(t.burden_loaded_fen, 0) as burden_loaded_fen
         from ingested_files f
-        left join stg_settlements s using (export_month, source_file)
+        left join stg_file_totals t using (export_month, source_file)
         where f.export_month <= ?
-        group by all
         order by f.export_month, f.source_file
         """,
         [str(m)],

@@ -170,13 +170,15 @@ def ingest_settlements(
     for gone in sorted(set(known) - set(folders)):
         _forget_export(con, gone)
     for export_month, files in folders.items():
-        current = {(f.relative_to(landing).as_posix(), file_sha256(con, f)) for f in files}
+        # (an unchanged file's size and mtime are enough: file_digests keeps its sha256)
+        digests = {f: file_sha256(con, f) for f in files}
+        current = {(f.relative_to(landing).as_posix(), h) for f, h in digests.items()}
         if known.get(export_month) == current:
             continue
         _forget_export(con, export_month)
         report.reread_months.append(export_month)
         for path in files:
-            result = read_file(path, SETTLEMENTS, landing)
+            result = read_file(path, SETTLEMENTS, landing, sha256=digests[path])
             _insert_raw(con, export_month, result)
             con.execute(
                 "insert into ingested_files values (?, ?, ?, ?, ?, ?, ?)",
@@ -193,7 +195,7 @@ def ingest_settlements(
 
 
 def _forget_export(con: duckdb.DuckDBPyConnection, export_month: str) -> None:
-    for table in ("raw_settlements", "ingested_files", "stg_settlements"):
+    for table in ("raw_settlements", "ingested_files", "stg_settlements", "stg_file_totals"):
         con.execute(f"delete from {table} where export_month = ?", [export_month])
 
 
@@ -201,7 +203,8 @@ def _insert_raw(con: duckdb.DuckDBPyConnection, export_month: str, result: ReadR
     frame = result.frame.with_columns(
         pl.lit(export_month).alias("export_month"), pl.lit(result.rel).alias("source_file")
     )
-    con.register("raw_batch", frame.to_arrow())
+    # Arrow string views: the text columns are handed over without a copy
+    con.register("raw_batch", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
     try:
         con.execute("insert into raw_settlements by name select * from raw_batch")
     finally:
@@ -240,6 +243,7 @@ def classify_settlements(
         return []
     start = changed[0]
     con.execute("delete from stg_settlements where export_month >= ?", [start])
+    con.execute("delete from stg_file_totals where export_month >= ?", [start])
     con.execute("delete from stg_state where export_month >= ?", [start])
     con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
     redo = sorted(em for em in wanted if em >= start)

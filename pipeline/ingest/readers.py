@@ -78,7 +78,8 @@ def list_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def read_file(path: Path, spec: FileSpec, landing: Path) -> ReadResult:
+def read_file(path: Path, spec: FileSpec, landing: Path, sha256: str | None = None) -> ReadResult:
+    """Read ``path`` as ``spec`` says; ``sha256``: the file's digest when already known."""
     rel = path.relative_to(landing).as_posix() if path.is_relative_to(landing) else str(path)
     fmt = SUPPORTED.get(path.suffix.lower())
     if fmt is None:
@@ -103,7 +104,7 @@ def read_file(path: Path, spec: FileSpec, landing: Path) -> ReadResult:
         rel=rel,
         format=fmt,
         encoding=encoding,
-        sha256=sha256_of(path),
+        sha256=sha256 or sha256_of(path),
         bytes=size,
         frame=frame,
         extra_columns=extra,
@@ -139,12 +140,15 @@ def _raise_encoding(data: bytes, exc: UnicodeDecodeError, rel: str, offset: int)
 
 
 def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str, int]:
-    text, encoding = _decode(path.read_bytes(), rel)
-    if not text.strip():
+    data = path.read_bytes()
+    text, encoding = _decode(data, rel)
+    if not text or text.isspace():  # (not text.strip(): no copy of the whole text)
         raise PovwatchError(f"{rel}: the file has no header row")
+    # UTF-8 goes to the parser as delivered (without its BOM); other text re-encoded.
+    utf8 = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else None
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(utf8 if utf8 is not None else text.encode("utf-8")),
             infer_schema=False,
             raise_if_empty=False,
             quote_char='"',
@@ -210,10 +214,15 @@ def _float_money_text(value: pl.Expr) -> pl.Expr:
     precision than a fen, too large, not a number) stays as delivered, so staging quarantines
     it rather than rounding it silently.
     """
+    fen = _whole_fen(value)
+    return pl.when(fen.is_not_null()).then(fen_text(fen))
+
+
+def _whole_fen(value: pl.Expr) -> pl.Expr:
+    """A float amount in yuan → its whole number of fen (Int64), null when it is not one."""
     fen_f = (value * 100).round(0)
     exact = (value * 100 - fen_f).abs() < 1e-4
-    fen = pl.when(exact & (fen_f.abs() < 1e15)).then(fen_f).otherwise(None).cast(pl.Int64)
-    return pl.when(fen.is_not_null()).then(fen_text(fen))
+    return pl.when(exact & (fen_f.abs() < 1e15)).then(fen_f).otherwise(None).cast(pl.Int64)
 
 
 def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]:
@@ -326,10 +335,7 @@ def _conform(
             exprs.append(pl.lit(None, dtype=pl.String).alias(col))
             continue
         e = pl.col(col).str.strip_chars()
-        e = pl.when(e == "").then(None).otherwise(e)
-        if floats and col in spec.money:
-            e = pl.coalesce(_float_money_text(e.cast(pl.Float64, strict=False)), e)
-        exprs.append(e.alias(col))
+        exprs.append(pl.when(e == "").then(None).otherwise(e).alias(col))
     if _ROW_NUMBER in frame.columns:
         row = pl.col(_ROW_NUMBER).cast(pl.Int32)
     else:
@@ -339,6 +345,21 @@ def _conform(
         .select(row.alias("source_row"), *exprs)
         # a record with no value at all (a blank line, ",,,,") is not a row of data
         .filter(~pl.all_horizontal(pl.exclude("source_row").is_null()))
-        .collect()
     )
-    return out, extra
+    money = [c for c in spec.money if c in frame.columns] if floats else []
+    if money:
+        # in steps, each value computed once (one nested expression evaluates the text
+        # many times over): the float, then its whole fen (or null), then the text.
+        out = (
+            out.with_columns(pl.col(money).cast(pl.Float64, strict=False).name.prefix("__v_"))
+            .with_columns(_whole_fen(pl.col(f"__v_{c}")).alias(f"__f_{c}") for c in money)
+            .with_columns(
+                pl.coalesce(
+                    pl.when(pl.col(f"__f_{c}").is_not_null()).then(fen_text(pl.col(f"__f_{c}"))),
+                    pl.col(c),
+                ).alias(c)
+                for c in money
+            )
+            .drop(*(f"__{p}_{c}" for c in money for p in "vf"))
+        )
+    return out.collect(), extra

@@ -173,6 +173,21 @@ create table if not exists stg_state (
     inputs_digest varchar not null
 );
 
+-- Per staged file: rows by status and money totals (the run's reconciliation), kept with the
+-- staging of its export month, so that a month's run does not re-read the year's rows.
+create table if not exists stg_file_totals (
+    export_month varchar not null,
+    source_file varchar not null,
+    staged bigint not null,
+    loaded bigint not null,
+    duplicate bigint not null,
+    skipped bigint not null,
+    quarantined bigint not null,
+    medfee_read_fen hugeint,
+    medfee_loaded_fen hugeint,
+    burden_loaded_fen hugeint
+);
+
 -- The warning history: one row per person, warning type and year, from the monthly marts.
 create or replace view warning_history as
     select

@@ -50,3 +50,18 @@ def test_rows_read_not_equal_to_rows_staged_stop_the_run(con, statuses):
     assert str(err.value) == (
         f"{FILE}: reconciliation failed: read 3 rows but staged {len(statuses)}"
     )
+
+
+def test_a_counted_month_is_counted_again_only_when_it_is_staged_again(con):
+    from pipeline.ingest.load import _forget_export
+
+    _file(con, 2, ["loaded", "loaded"])
+    assert _reconcile(con, Month(2024, 3))[0]["loaded"] == 2
+    # counted once: the year's staged rows are not read again by the next run
+    con.execute("update stg_settlements set status = 'duplicate' where source_row = 3")
+    assert _reconcile(con, Month(2024, 3))[0]["loaded"] == 2
+    # the export read again (changed file): staged and counted anew
+    _forget_export(con, "2024-03")
+    _file(con, 3, ["loaded", "skipped", "quarantined"])
+    (row,) = _reconcile(con, Month(2024, 3))
+    assert (row["rows_read"], row["loaded"], row["skipped"], row["quarantined"]) == (3, 1, 1, 1)

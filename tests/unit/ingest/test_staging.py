@@ -180,3 +180,50 @@ def test_skipped_duplicate_and_unknown_original(con):
 def test_first_failing_check_order(con, changes, reason, column):
     status = "skipped" if reason == "vali_flag_0" else "quarantined"
     assert stage(con, [row(**changes)]) == [(status, reason, column)]
+
+
+def test_several_export_months_staged_in_one_pass(con):
+    """Re-staging from an earlier month (its export changed) classifies the months in order:
+    a repeat in a later month is a duplicate, a reversal is known only from its original's
+    export month on, and a settlement loaded before the range is found in the stored rows."""
+    stage(con, [row("S0", setl_time="2024-02-10 09:00:00")], month="2024-02")
+    reversal = {
+        "refd_setl_flag": "1",
+        "medfee_sumamt": "-1000.00",
+        "hifp_pay": "-500.00",
+        "maf_pay": "-100.00",
+        "fund_pay_sumamt": "-600.00",
+        "psn_part_amt": "-400.00",
+    }
+    months = {
+        "2024-03": [row("S1"), row("R1", init_setl_id="S2", **reversal)],
+        "2024-04": [
+            row("S1", setl_time="2024-04-10 09:00:00"),
+            row("S2", setl_time="2024-04-10 09:00:00"),
+            row("R2", init_setl_id="S2", setl_time="2024-04-11 09:00:00", **reversal),
+            row("R0", init_setl_id="S0", setl_time="2024-04-11 09:00:00", **reversal),
+            row("S0", setl_time="2024-04-12 09:00:00"),
+        ],
+    }
+    for month, rows in months.items():
+        for i, r in enumerate(rows, start=2):
+            cols = ["export_month", "source_file", "source_row", *r]
+            con.execute(
+                f"insert into raw_settlements ({', '.join(cols)}) values "
+                f"({', '.join('?' * len(cols))})",
+                [month, FILE.replace("2024-03", month), i, *r.values()],
+            )
+    con.execute(sql("staging/stg_settlements"), {"from": "2024-03", "month": "2024-04"})
+    got = con.execute(
+        "select setl_id, status, reason, cost_year from stg_settlements "
+        "where export_month >= '2024-03' order by export_month, source_row"
+    ).fetchall()
+    assert got == [
+        ("S1", "loaded", None, 2024),
+        ("R1", "quarantined", "unknown_original", None),  # S2 arrives a month later
+        ("S1", "duplicate", "duplicate_setl_id", 2024),
+        ("S2", "loaded", None, 2024),
+        ("R2", "loaded", None, 2024),
+        ("R0", "loaded", None, 2024),  # reverses S0, loaded from 2024-02
+        ("S0", "duplicate", "duplicate_setl_id", 2024),
+    ]
