@@ -1,6 +1,7 @@
 -- The expert's query, full recompute: the month's warnings with first_month from the year.
 -- $month ('YYYY-MM'), $year; `rules` (admdvs, m, warning_type, threshold_fen, rule_ordinary,
 -- rule_identities, rule_insutypes) is the small table of rules in force per region and month.
+-- Ordinary: no identity in force besides 脱贫人口 (tuopin; contract, identities).
 -- Burden: psn_part_amt + maf_pay of loaded rows whose cost year is $year, in the exports up to
 -- each month; flagged when strictly above the threshold.
 with
@@ -45,7 +46,7 @@ flags as (
     join rules u on u.admdvs = b.insuplc_admdvs and u.m = b.m
     left join idents i on i.psn_no = b.psn_no and i.m = b.m
     where b.ytd > u.threshold_fen
-      and case when u.rule_ordinary then coalesce(len(i.ids), 0) = 0
+      and case when u.rule_ordinary then coalesce(len(list_filter(i.ids, x -> x <> 'tuopin')), 0) = 0
                else coalesce(list_has_any(i.ids, u.rule_identities), false) end
       and (u.rule_insutypes is null or list_contains(u.rule_insutypes, b.insutype))
 ),

@@ -29,7 +29,7 @@ flags as (
     join rules u on u.admdvs = p.insuplc_admdvs and u.m = $month
     left join idents i using (psn_no)
     where c.ytd > u.threshold_fen
-      and case when u.rule_ordinary then coalesce(len(i.ids), 0) = 0
+      and case when u.rule_ordinary then coalesce(len(list_filter(i.ids, x -> x <> 'tuopin')), 0) = 0
                else coalesce(list_has_any(i.ids, u.rule_identities), false) end
       and (u.rule_insutypes is null or list_contains(u.rule_insutypes, p.insutype))
 )
