@@ -242,16 +242,15 @@ def test_also_routed_and_previous_decision_columns(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
-def test_a_big_county_prints_the_first_households_and_says_so(tmp_path, monkeypatch):
-    from pipeline.reports import html as html_report
-
-    monkeypatch.setattr(html_report, "PDF_HOUSEHOLDS", 0)
+def test_the_pdf_prints_every_households_why(tmp_path):
     write_reports(routed(_rows()), MONTH, tmp_path)
     html = _package(tmp_path / MONTH, "civil_affairs", "370811", "html").read_text("utf-8")
     pdf = _package(tmp_path / MONTH, "civil_affairs", "370811", "pdf")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True)
-    assert "另有 1 户的预警原因未打印" in text.stdout.decode("utf-8")
-    assert "未打印" not in html and "预警编号 2024-R-P1" in html
+    printed = text.stdout.decode("utf-8")
+    ids = set(routed(_rows()).filter(pl.col("admdvs") == "370811")["hh_id"].to_list())
+    assert ids and all(hh in printed and hh in html for hh in ids)
+    assert "未打印" not in printed and "预警编号 2024-R-P1" in printed.replace("\n", " ")
 
 
 def test_household_sheet_carries_each_members_why(tmp_path):
