@@ -48,7 +48,12 @@ from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
 from pipeline.store.warehouse import connect, transaction
-from pipeline.warnings.cases import apply_feedback, report_decisions, store_followup
+from pipeline.warnings.cases import (
+    apply_feedback,
+    followup_summary,
+    report_decisions,
+    store_followup,
+)
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
 from pipeline.warnings.explain import explain_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
@@ -372,7 +377,7 @@ def _run(
         con, m, run_id, read_feedback(feedback_roots(settings.landing, settings.outbox))
     ):
         say(line)
-    store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
+    followup = followup_summary(store_followup(con, m, overdue_after_days(settings)))
     say(f"[{m}] medical assistance: entitlements year to date against maf_pay paid")
     say(f"[{m}] {summary_line(store_assistance(con, m, policies))}")
 
@@ -390,7 +395,9 @@ def _run(
     )
     explanation = explain_warnings(con, m, warnings, registry, rules, policies)
     decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
-    data = report_data(con, str(m), routed, registry, warnings, explanation, run_id, decisions)
+    data = report_data(
+        con, str(m), routed, registry, warnings, explanation, run_id, decisions, followup
+    )
     return result, data
 
 

@@ -90,7 +90,9 @@ class ReportData:
     hh_id, burden_fen of every member of a warned household; ``history``: the year's routed
     warnings up to and including the month (trend, month-over-month, resolved);
     ``rules``: the rules in force with their citations (说明). ``decisions`` (optional):
-    warning_id, decision, decided_on — fills 上次决定 / 等待天数 once decisions come back.
+    warning_id, decision, decided_on — fills 上次决定 / 等待天数 once decisions come back;
+    ``followup`` (optional): per department and county, warnings, decided, pending, overdue,
+    not_reflected (``mart_decision_followup`` of the month) — the reports' 反馈跟进.
     """
 
     routed: pl.DataFrame
@@ -99,9 +101,10 @@ class ReportData:
     history: pl.DataFrame | None = None
     rules: pl.DataFrame | None = None
     decisions: pl.DataFrame | None = None
+    followup: pl.DataFrame | None = None
     run_id: str = ""
 
-    _FRAMES = ("settlements", "members", "history", "rules", "decisions")
+    _FRAMES = ("settlements", "members", "history", "rules", "decisions", "followup")
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The frames to publish (``report_rows`` and ``report_<name>``), absent ones left out."""
@@ -134,6 +137,7 @@ def report_data(
     explanation: Explanation,
     run_id: str,
     decisions: pl.DataFrame | None = None,
+    followup: pl.DataFrame | None = None,
 ) -> ReportData:
     """The report frame with each warning's explanation, and the year's history."""
     why = explanation.verdicts.filter(pl.col("warned")).select(
@@ -175,6 +179,7 @@ def report_data(
         history=history.cast(HISTORY_SCHEMA),  # type: ignore[arg-type]
         rules=citations,
         decisions=decisions,
+        followup=followup,
         run_id=run_id,
     )
 

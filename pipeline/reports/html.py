@@ -208,7 +208,21 @@ def package_context(
         },
         "yuan": yuan_text,
         "resolved_label": RESOLVED,
+        "followup": None,  # set by the package from the month's follow-up (followup_of)
     }
+
+
+FOLLOWUP_COUNTS = ("warnings", "decided", "pending", "overdue", "not_reflected")
+
+
+def followup_of(followup: pl.DataFrame | None, dept: str, admdvs: str) -> dict | None:
+    """The package's 反馈跟进 (decided / pending / overdue), None before decisions are wired."""
+    if followup is None:
+        return None
+    rows = followup.filter((pl.col("department") == dept) & (pl.col("admdvs") == admdvs))
+    if not rows.height:
+        return dict.fromkeys(FOLLOWUP_COUNTS, 0)
+    return {c: int(rows[c].sum()) for c in FOLLOWUP_COUNTS}
 
 
 def render(template: str, context: dict) -> str:

@@ -197,7 +197,8 @@ def finish_packages(
         rel = f"summary_{label}.xlsx"
         summary.append(_Written(rel, xlsx.write_summary(staging / rel, mo.df, mo.m)))
         if "html" in mo.formats or "pdf" in mo.formats:
-            page = html_report.render("summary.html.j2", summary_context(mo.history, mo.m))
+            ctx = summary_context(mo.history, mo.m, data.followup)
+            page = html_report.render("summary.html.j2", ctx)
             with PdfJobs(1) as pdfs:
                 summary += _write_html_pdf(staging, f"summary_{label}", page, 0, mo.formats, pdfs)
         _move_into_place(staging, month_dir, [w.rel for w in summary])
@@ -238,6 +239,7 @@ def _write_package(
     if "html" in formats or "pdf" in formats:
         county = xlsx.county_name(admdvs)
         ctx = html_report.package_context(part, households, history, m, dept, admdvs, county)
+        ctx["followup"] = html_report.followup_of(data.followup, dept, admdvs)
         page = html_report.render("package.html.j2", ctx)
         stem = xlsx.ledger_rel(dept, admdvs, label, REPORT_PREFIX, "html")[: -len(".html")]
         files += _write_html_pdf(staging, stem, page, part.height, formats, pdfs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.labels import COUNTIES, WARNING_TYPES
+from pipeline.labels import COUNTIES, DEPARTMENTS, WARNING_TYPES
 from pipeline.months import Month
 from pipeline.reports.html import lifecycle, previous_month, trend_chart, yuan_text
 
@@ -18,7 +18,23 @@ def city_history(history: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def summary_context(history: pl.DataFrame, m: Month) -> dict:
+def followup_table(followup: pl.DataFrame | None) -> list[dict] | None:
+    """反馈跟进 per county and department (counts), None before decisions are wired."""
+    if followup is None:
+        return None
+    return (
+        followup.with_columns(
+            pl.col("admdvs").replace_strict(COUNTIES, default=pl.col("admdvs")).alias("county"),
+            pl.col("department")
+            .replace_strict(DEPARTMENTS, default=pl.col("department"))
+            .alias("dept_label"),
+        )
+        .sort("admdvs", "department")
+        .to_dicts()
+    )
+
+
+def summary_context(history: pl.DataFrame, m: Month, followup: pl.DataFrame | None = None) -> dict:
     hist = city_history(history)
     table = (
         lifecycle(hist, m, ["admdvs", "warning_type"])
@@ -50,4 +66,5 @@ def summary_context(history: pl.DataFrame, m: Month) -> dict:
         "has_previous": previous_month(m) is not None,
         "trend": trend_chart(hist, m, "全市本年度各月预警人数"),
         "yuan": yuan_text,
+        "followup": followup_table(followup),
     }
