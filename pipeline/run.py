@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -42,7 +42,7 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
 from pipeline.quality import quarantine
-from pipeline.reports.frame import ReportData, report_data
+from pipeline.reports.frame import ReportData, report_data, underpaid_rows
 from pipeline.reports.package import finish_packages, report_counties, write_county_packages
 from pipeline.settings import Settings
 from pipeline.store import published
@@ -379,7 +379,8 @@ def _run(
         say(line)
     followup = followup_summary(store_followup(con, m, overdue_after_days(settings)))
     say(f"[{m}] medical assistance: entitlements year to date against maf_pay paid")
-    say(f"[{m}] {summary_line(store_assistance(con, m, policies))}")
+    audited = store_assistance(con, m, policies)
+    say(f"[{m}] {summary_line(audited)}")
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)
@@ -398,6 +399,7 @@ def _run(
     data = report_data(
         con, str(m), routed, registry, warnings, explanation, run_id, decisions, followup
     )
+    data = replace(data, underpaid=underpaid_rows(audited, registry))  # 民政 台账 only
     return result, data
 
 

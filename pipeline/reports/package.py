@@ -37,6 +37,7 @@ from pipeline.reports.pdf import PdfJobs
 from pipeline.reports.summary import summary_context
 
 REPORT_PREFIX = "预警报告"
+UNDERPAID_DEPARTMENT = "civil_affairs"  # medical assistance is civil affairs' (民政) to pay
 FORMATS = ("xlsx", "html", "pdf")
 
 
@@ -245,7 +246,10 @@ def _write_package(
         files += _write_html_pdf(staging, stem, page, part.height, formats, pdfs)
     costs = xlsx.cost_rows(part, data.settlements)
     rules = xlsx.rule_rows(data.rules, part)
-    xlsx.write_ledger(staging / rel, part, households, costs, rules, m, dept, admdvs)
+    underpaid = None  # the assistance audit's under-payments: the 民政 台账 only (full ids)
+    if dept == UNDERPAID_DEPARTMENT and data.underpaid is not None:
+        underpaid = data.underpaid.filter(pl.col("admdvs") == admdvs)
+    xlsx.write_ledger(staging / rel, part, households, costs, rules, m, dept, admdvs, underpaid)
     return files
 
 

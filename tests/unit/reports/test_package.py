@@ -269,3 +269,40 @@ def test_household_sheet_carries_each_members_why(tmp_path):
         "张三：年度累计个人负担 1994501 分，超过预警标准",  # largest overshoot first
         "张四：年度累计个人负担 1200000 分，超过预警标准",
     ]
+
+
+def test_underpayments_are_a_sheet_of_the_civil_affairs_ledger_of_their_county(tmp_path):
+    from pipeline.reports.frame import ReportData, underpaid_rows
+    from tests.unit.assistance.test_audit import ROWS as AUDIT_ROWS
+    from tests.unit.assistance.test_audit import _frame
+
+    registry = pl.DataFrame(
+        {
+            "psn_no": ["A", "C", "F"],
+            "psn_name": ["甲一", "丙三", "己六"],
+            "certno": ["370811195001010011", "370811195001010033", "370812195001010066"],
+        }
+    )
+    under = underpaid_rows(_frame(AUDIT_ROWS), registry)
+    write_reports(ReportData(routed=routed(_rows()), underpaid=under), MONTH, tmp_path)
+    month = tmp_path / MONTH
+    wb = openpyxl.load_workbook(_package(month, "civil_affairs", "370811", "xlsx"))
+    assert wb.sheetnames[-2:] == ["医疗救助少付", "说明"]
+    ws = wb["医疗救助少付"]
+    assert ws.protection.sheet
+    header = [c.value for c in ws[2]]
+    rows = [dict(zip(header, r, strict=True)) for r in ws.iter_rows(min_row=3, values_only=True)]
+    # only 370811's under-payments (A 5000.00 before C 1000.00; B is within one fen), full ids
+    assert [(r["人员编号"], r["差额（元）"], r["身份证号"]) for r in rows] == [
+        ("A", "5000.00", "370811195001010011"),
+        ("C", "1000.00", "370811195001010033"),
+    ]
+    assert rows[0]["姓名"] == "甲一" and rows[0]["核对结果"].startswith("少付")
+    # the other department's 台账 of the same county has no such sheet, nor these ids; the
+    # HTML, PDF and city summary never carry them
+    rural = openpyxl.load_workbook(_package(month, "rural_revitalization", "370811", "xlsx"))
+    assert "医疗救助少付" not in rural.sheetnames
+    cells = {str(c.value) for ws in rural.worksheets for row in ws.iter_rows() for c in row}
+    assert not any("370811195001010011" in c for c in cells)
+    for page in [*month.rglob("*.html")]:
+        assert "370811195001010011" not in page.read_text("utf-8")
