@@ -175,7 +175,7 @@ def _png_bar_chart(
         text(x + 14, height - 3, name, "ls")
         x += 14 + 13 * len(name) + 16
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    img.save(buf, format="PNG", optimize=False, compress_level=1)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return Markup(
         f'<img class="chart" src="data:image/png;base64,{data}" alt="{escape(title)}" '
