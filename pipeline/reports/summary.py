@@ -18,20 +18,22 @@ def city_history(history: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def followup_table(followup: pl.DataFrame | None) -> list[dict] | None:
-    """反馈跟进 per county and department (counts), None before decisions are wired."""
+FOLLOWUP_COUNTS = ("warnings", "decided", "pending", "overdue", "not_reflected")
+
+
+def followup_table(followup: pl.DataFrame | None) -> dict | None:
+    """反馈跟进: one row per county, each department's counts side by side (so 11 counties
+    keep the summary on two pages); None before decisions are wired."""
     if followup is None:
         return None
-    return (
-        followup.with_columns(
-            pl.col("admdvs").replace_strict(COUNTIES, default=pl.col("admdvs")).alias("county"),
-            pl.col("department")
-            .replace_strict(DEPARTMENTS, default=pl.col("department"))
-            .alias("dept_label"),
-        )
-        .sort("admdvs", "department")
-        .to_dicts()
-    )
+    depts = list(DEPARTMENTS)
+    counties = sorted(followup["admdvs"].unique().to_list())
+    rows = []
+    by_key = {(r["admdvs"], r["department"]): r for r in followup.to_dicts()}
+    for admdvs in counties:
+        cells = [by_key.get((admdvs, d)) or dict.fromkeys(FOLLOWUP_COUNTS, 0) for d in depts]
+        rows.append({"admdvs": admdvs, "county": COUNTIES.get(admdvs, admdvs), "by_dept": cells})
+    return {"departments": [DEPARTMENTS[d] for d in depts], "rows": rows}
 
 
 def summary_context(history: pl.DataFrame, m: Month, followup: pl.DataFrame | None = None) -> dict:

@@ -306,3 +306,39 @@ def test_underpayments_are_a_sheet_of_the_civil_affairs_ledger_of_their_county(t
     assert not any("370811195001010011" in c for c in cells)
     for page in [*month.rglob("*.html")]:
         assert "370811195001010011" not in page.read_text("utf-8")
+
+
+def test_city_summary_with_follow_up_prints_on_two_pages_for_eleven_counties():
+    from weasyprint import HTML
+
+    from pipeline.labels import COUNTIES
+    from pipeline.months import Month
+    from pipeline.reports.html import render
+    from pipeline.reports.summary import summary_context
+
+    counties = sorted(c for c in COUNTIES if c.startswith("3708"))[:11]
+    assert len(counties) == 11
+    history = pl.DataFrame(
+        [
+            {
+                "month": month, "psn_no": f"P{c}{t}{i}", "hh_id": f"H{c}{i}", "admdvs": c,
+                "warning_type": t, "department": "civil_affairs",
+                "burden_ytd_fen": 3_000_000, "threshold_fen": 2_000_000,
+            }
+            for c in counties
+            for t in ("relapse", "impoverish")
+            for i in range(3)
+            for month in ("2024-11", "2024-12")
+        ]
+    )  # fmt: skip
+    followup = pl.DataFrame(
+        [
+            {"department": d, "admdvs": c, "warnings": 6, "decided": 2, "pending": 4,
+             "overdue": 1, "not_reflected": 0}
+            for c in counties
+            for d in ("civil_affairs", "rural_revitalization")
+        ]
+    )  # fmt: skip
+    page = render("summary.html.j2", summary_context(history, Month(2024, 12), followup))
+    assert "反馈跟进" in page and page.count("（3708") >= 22  # both tables list every county
+    assert len(HTML(string=page).render().pages) <= 2
