@@ -71,16 +71,15 @@ def _cpu() -> tuple[float, float]:
 
 def write_month(db: Path, month: str, outbox: Path) -> list[Path]:
     """The month's reports, as ``run_month`` writes them (one county at a time, then summary)."""
-    from pipeline.run import write_county_reports, write_summary
+    from pipeline.run import write_month_reports
     from pipeline.settings import Settings
     from pipeline.store import published
 
     run_id = published.marker(db, month)["run_id"]
     settings = Settings(landing=db.parent / "landing", db=db, outbox=outbox, quiet=True)
     data = published.read(db, month, "report_rows")
-    for county in sorted(data.get_column("admdvs").unique().to_list()):
-        write_county_reports(month, county, settings, run_id)
-    return [Path(p) for p in write_summary(month, settings, run_id)]
+    counties = sorted(data.get_column("admdvs").unique().to_list())
+    return [Path(p) for p in write_month_reports(month, counties, settings, run_id)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ from pipeline.quality import gates as quality
 from pipeline.quality import quarantine
 from pipeline.reports.frame import ReportData, report_data, underpaid_rows
 from pipeline.reports.package import finish_packages, report_counties, write_county_packages
+from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
@@ -119,9 +120,7 @@ def run_month(
     result = compute_month(m, settings, say)
     try:
         say(f"[{m}] writing reports to {settings.outbox / str(m)}")
-        for county in result.counties:
-            write_county_reports(m, county, settings, result.run_id)
-        result.reports = write_summary(m, settings, result.run_id)
+        result.reports = write_month_reports(m, result.counties, settings, result.run_id)
         checkpoint("after_reports")
         result.deliveries = deliver(m, settings, result.run_id, say)
         close_ledger(settings, result.run_id)
@@ -235,6 +234,16 @@ def _publish_month(
         **deliverable.frames(),
     }
     published.publish(settings.db, str(m), run_id, frames)
+
+
+def write_month_reports(
+    month: str | Month, counties: list[str], settings: Settings, run_id: str | None = None
+) -> list[str]:
+    """Every county's 台账 then the summary, in this process: the PDF workers serve them all."""
+    with pdf_workers_kept():
+        for county in counties:
+            write_county_reports(month, county, settings, run_id)
+        return write_summary(month, settings, run_id)
 
 
 def write_county_reports(

@@ -120,9 +120,10 @@ def write_reports(
     runs it: one task per county, then one to finish). Returns every path, sorted."""
     data = _as_data(data)
     xlsx.checked(data.routed, _month_label(month))
-    for county in report_counties(data.routed):
-        write_county_packages(data, month, outbox, county, formats)
-    return finish_packages(data, month, outbox, formats)
+    with pdf.workers_kept():
+        for county in report_counties(data.routed):
+            write_county_packages(data, month, outbox, county, formats)
+        return finish_packages(data, month, outbox, formats)
 
 
 def _month_label(month: str) -> str:
@@ -163,6 +164,7 @@ def write_county_packages(
         _move_into_place(staging, month_dir, rels)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        pdf.release()
     return sorted(month_dir / rel for rel in rels)
 
 
@@ -209,7 +211,7 @@ def finish_packages(
         paths = _publish(staging, month_dir, label, [w.rel for w in written], manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        pdf.shutdown()  # the month's PDF workers end with its last report step
+        pdf.release()
     return sorted(paths)
 
 

@@ -6,8 +6,10 @@ day of the month). One font configuration per process is reused, so fonts are lo
 Several PDFs are rendered by two worker processes while the caller goes on (``PdfJobs``:
 submit, write the 台账, then wait). The workers are forked once per process, at the first
 PDFs, after the fonts have been looked up (``warm``) and with the parent's objects frozen for
-the garbage collector (so the children do not copy the parent's memory page by page); the
-month's later report steps reuse them and ``shutdown`` ends them (also at exit). They get plain
+the garbage collector (so the children do not copy the parent's memory page by page). Each
+report step ends them when it is done (``release``; a scheduler's task process may leave
+without running exit handlers), unless the caller keeps them for the month's next steps
+(``workers_kept``, as ``run_month`` does). They get plain
 data only (the HTML text, the target path, the umask) and call nothing but weasyprint: never
 polars or DuckDB, which are not fork-safe. A worker leaves with ``os._exit``.
 """
@@ -19,6 +21,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
@@ -83,8 +86,11 @@ def _pool() -> ProcessPoolExecutor:
     return _POOL
 
 
+_KEPT = 0  # open ``workers_kept`` blocks
+
+
 def shutdown() -> None:
-    """End the PDF workers (the month's last report step calls this; so does exit)."""
+    """End the PDF workers (also at exit)."""
     global _POOL
     if _POOL is not None:
         _POOL.shutdown()
@@ -92,6 +98,25 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+def release() -> None:
+    """A report step is done: end the workers unless a ``workers_kept`` block keeps them."""
+    if not _KEPT:
+        shutdown()
+
+
+@contextlib.contextmanager
+def workers_kept() -> Iterator[None]:
+    """Keep the PDF workers across the report steps inside the block (one month's counties
+    and summary in one process), then end them."""
+    global _KEPT
+    _KEPT += 1
+    try:
+        yield
+    finally:
+        _KEPT -= 1
+        release()
 
 
 def _use_pool(n: int) -> bool:

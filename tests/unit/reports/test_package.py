@@ -342,3 +342,24 @@ def test_city_summary_with_follow_up_prints_on_two_pages_for_eleven_counties():
     page = render("summary.html.j2", summary_context(history, Month(2024, 12), followup))
     assert "反馈跟进" in page and page.count("（3708") >= 22  # both tables list every county
     assert len(HTML(string=page).render().pages) <= 2
+
+
+def test_pdf_workers_end_with_each_step_and_give_the_bytes_of_an_in_process_render(
+    tmp_path, monkeypatch
+):
+    from pipeline.reports import pdf
+
+    write_reports(routed(_rows()), MONTH, tmp_path / "pool")  # two PDFs per county: workers
+    assert pdf._POOL is None  # ended with the month's last step (no worker left behind)
+    with pdf.workers_kept():
+        pdf.write_pdfs([("<p>一</p>", tmp_path / "a.pdf"), ("<p>二</p>", tmp_path / "b.pdf")])
+        kept = pdf._POOL
+        assert kept is not None
+        pdf.release()  # a step inside the block leaves them running
+        assert pdf._POOL is kept
+    assert pdf._POOL is None
+    monkeypatch.setattr(pdf, "POOL_FROM", 10**9)  # every PDF rendered in this process
+    write_reports(routed(_rows()), MONTH, tmp_path / "local")
+    for path in sorted((tmp_path / "pool" / MONTH).rglob("*.pdf")):
+        local = tmp_path / "local" / path.relative_to(tmp_path / "pool")
+        assert path.read_bytes() == local.read_bytes()
