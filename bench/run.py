@@ -14,7 +14,10 @@ Every variant runs as a fresh process, the variants alternating round by round; 
 * ``povwatch_compute``: povwatch's burden + warnings + first_month/status alone;
 * ``pandas``: an analyst's groupby version (``bench/pandas_baseline.py``);
 * ``sql_full`` / ``sql_incremental``: hand-written DuckDB SQL (``bench/sql/``);
-* ``scan_floor``: reading the needed columns of the year once.
+* ``scan_floor``: reading the needed columns of the year once;
+* ``reports_demo``: one month's reports of the demo city (50 000 persons, 22 packages:
+  ``bench/reports.py``), wall and CPU seconds with the PDF workers, and whether every run
+  wrote the same bytes.
 
 All variants but the floor must give the same warnings (checked). Writes
 ``bench/results/<scale>.json`` and prints the ratio table.
@@ -236,6 +239,21 @@ def main(argv: list[str] | None = None) -> int:
         _spawn([sys.executable, "-m", "bench.throughput", str(root), str(YEAR)])["stdout"]
     )
 
+    say("reports of a demo month (50 000 persons, 22 packages) …")
+    reports = [
+        json.loads(
+            _spawn([sys.executable, "-m", "bench.reports", str(args.cache / "demo")])["stdout"]
+        )
+        for _ in range(args.runs)
+    ]
+    reports_demo = {
+        **reports[0],
+        "wall_s": round(statistics.median(r["wall_s"] for r in reports), 2),
+        "cpu_s": round(statistics.median(r["cpu_s"] for r in reports), 2),
+        "runs": len(reports),
+        "same_bytes": len({r["digest"] for r in reports}) == 1,
+    }
+
     identical = True
     ref = checks / f"{BASE}.parquet"
     for name in names:
@@ -295,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "warnings": n_warn,
         "stages": stages,
         "ingest_throughput": tp,
+        "reports_demo": reports_demo,
         "backfill": backfill.get("backfill"),
         "backfill_s": round(sum(m["seconds"] for m in backfill.get("backfill", [])), 1),
         "generate_s": summary["generate_seconds"],
@@ -332,6 +351,12 @@ def table(report: dict) -> str:
             f"ingest {fmt}: {x['rows']:,} rows in {x['seconds']} s ({x['rows_per_s']:,}/s)"
         )
     lines.append(f"backfill of the year (gates off): {report['backfill_s']} s")
+    r = report["reports_demo"]
+    lines.append(
+        f"reports of {r['month']} at {r['persons']:,} persons ({r['files']} files): "
+        f"{r['wall_s']} s wall, {r['cpu_s']} s CPU (with the PDF workers), "
+        f"same bytes every run: {r['same_bytes']}"
+    )
     return "\n".join(lines)
 
 

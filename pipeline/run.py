@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -42,13 +42,19 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
 from pipeline.quality import quarantine
-from pipeline.reports.frame import ReportData, report_data
+from pipeline.reports.frame import ReportData, report_data, underpaid_rows
 from pipeline.reports.package import finish_packages, report_counties, write_county_packages
+from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
 from pipeline.store.warehouse import connect, transaction
-from pipeline.warnings.cases import apply_feedback, report_decisions, store_followup
+from pipeline.warnings.cases import (
+    apply_feedback,
+    followup_summary,
+    report_decisions,
+    store_followup,
+)
 from pipeline.warnings.compute import WARNING_COLUMNS, compute_warnings
 from pipeline.warnings.explain import explain_warnings
 from pipeline.warnings.rules import resolve_rules, route, route_table
@@ -114,9 +120,7 @@ def run_month(
     result = compute_month(m, settings, say)
     try:
         say(f"[{m}] writing reports to {settings.outbox / str(m)}")
-        for county in result.counties:
-            write_county_reports(m, county, settings, result.run_id)
-        result.reports = write_summary(m, settings, result.run_id)
+        result.reports = write_month_reports(m, result.counties, settings, result.run_id)
         checkpoint("after_reports")
         result.deliveries = deliver(m, settings, result.run_id, say)
         close_ledger(settings, result.run_id)
@@ -230,6 +234,16 @@ def _publish_month(
         **deliverable.frames(),
     }
     published.publish(settings.db, str(m), run_id, frames)
+
+
+def write_month_reports(
+    month: str | Month, counties: list[str], settings: Settings, run_id: str | None = None
+) -> list[str]:
+    """Every county's 台账 then the summary, in this process: the PDF workers serve them all."""
+    with pdf_workers_kept():
+        for county in counties:
+            write_county_reports(month, county, settings, run_id)
+        return write_summary(month, settings, run_id)
 
 
 def write_county_reports(
@@ -372,9 +386,10 @@ def _run(
         con, m, run_id, read_feedback(feedback_roots(settings.landing, settings.outbox))
     ):
         say(line)
-    store_followup(con, m, overdue_after_days(settings))  # reports: report_decisions, …
+    followup = followup_summary(store_followup(con, m, overdue_after_days(settings)))
     say(f"[{m}] medical assistance: entitlements year to date against maf_pay paid")
-    say(f"[{m}] {summary_line(store_assistance(con, m, policies))}")
+    audited = store_assistance(con, m, policies)
+    say(f"[{m}] {summary_line(audited)}")
 
     if gates:
         checks += quality.check_outputs(con, str(m), run_id)
@@ -390,7 +405,10 @@ def _run(
     )
     explanation = explain_warnings(con, m, warnings, registry, rules, policies)
     decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
-    data = report_data(con, str(m), routed, registry, warnings, explanation, run_id, decisions)
+    data = report_data(
+        con, str(m), routed, registry, warnings, explanation, run_id, decisions, followup
+    )
+    data = replace(data, underpaid=underpaid_rows(audited, registry))  # 民政 台账 only
     return result, data
 
 

@@ -90,7 +90,11 @@ class ReportData:
     hh_id, burden_fen of every member of a warned household; ``history``: the year's routed
     warnings up to and including the month (trend, month-over-month, resolved);
     ``rules``: the rules in force with their citations (说明). ``decisions`` (optional):
-    warning_id, decision, decided_on — fills 上次决定 / 等待天数 once decisions come back.
+    warning_id, decision, decided_on — fills 上次决定 / 等待天数 once decisions come back;
+    ``followup`` (optional): per department and county, warnings, decided, pending, overdue,
+    not_reflected (``mart_decision_followup`` of the month) — the reports' 反馈跟进;
+    ``underpaid`` (optional): the assistance audit's largest under-payments per county
+    (``underpaid_rows``) — a sheet of the civil-affairs 台账 only (full ids).
     """
 
     routed: pl.DataFrame
@@ -99,9 +103,11 @@ class ReportData:
     history: pl.DataFrame | None = None
     rules: pl.DataFrame | None = None
     decisions: pl.DataFrame | None = None
+    followup: pl.DataFrame | None = None
+    underpaid: pl.DataFrame | None = None
     run_id: str = ""
 
-    _FRAMES = ("settlements", "members", "history", "rules", "decisions")
+    _FRAMES = ("settlements", "members", "history", "rules", "decisions", "followup", "underpaid")
 
     def frames(self) -> dict[str, pl.DataFrame]:
         """The frames to publish (``report_rows`` and ``report_<name>``), absent ones left out."""
@@ -134,6 +140,7 @@ def report_data(
     explanation: Explanation,
     run_id: str,
     decisions: pl.DataFrame | None = None,
+    followup: pl.DataFrame | None = None,
 ) -> ReportData:
     """The report frame with each warning's explanation, and the year's history."""
     why = explanation.verdicts.filter(pl.col("warned")).select(
@@ -175,7 +182,28 @@ def report_data(
         history=history.cast(HISTORY_SCHEMA),  # type: ignore[arg-type]
         rules=citations,
         decisions=decisions,
+        followup=followup,
         run_id=run_id,
+    )
+
+
+def underpaid_rows(audited: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
+    """``assistance.audit.largest_underpayments`` (its Chinese columns, money as yuan text)
+    with each person's name and resident id from the registry, and ``admdvs`` to pick a
+    county's rows by."""
+    from pipeline.assistance.audit import largest_underpayments
+    from pipeline.labels import ASSISTANCE_COLUMNS
+    from pipeline.reports.xlsx import UNDERPAID_PER_COUNTY
+
+    top = largest_underpayments(audited, per_county=UNDERPAID_PER_COUNTY)
+    psn = ASSISTANCE_COLUMNS["psn_no"]
+    names = registry.select(
+        pl.col("psn_no").alias(psn),
+        pl.col("psn_name").alias("姓名"),
+        pl.col("certno").alias("身份证号"),
+    ).unique(psn, keep="first")
+    return top.join(names, on=psn, how="left", maintain_order="left").with_columns(
+        pl.col(ASSISTANCE_COLUMNS["admdvs"]).alias("admdvs")
     )
 
 

@@ -1,6 +1,6 @@
 """HTML report per package and for the city (Jinja2 templates in the top-level ``reports/``).
 
-Autoescaped, self-contained (inline CSS, charts as inline SVG), readable on a phone; the
+Autoescaped, self-contained (inline CSS, charts as inline PNG), readable on a phone; the
 same HTML is printed to PDF (``reports.pdf``). Identities are masked here: full resident ids
 and names appear only in the responsible department's 台账.
 """
@@ -20,10 +20,6 @@ from pipeline.store.warehouse import resource_dir
 
 RESOLVED = "已解除"
 TOP_HOUSEHOLDS = 10
-# The PDF prints the "why" of the first households in visiting order (new, then largest
-# overshoot); the HTML and the 台账 hold every one. Keeps a large county's PDF to a few pages
-# and the month's rendering time bounded whatever the city's size.
-PDF_HOUSEHOLDS = 60
 RATIO_BUCKETS = [(100, 120, "1.0–1.2"), (120, 150, "1.2–1.5"), (150, 200, "1.5–2"),
                  (200, 300, "2–3"), (300, None, "≥3")]  # fmt: skip
 COLOURS = {"new": "#d9534f", "continuing": "#5b8def", "resolved": "#9aa5b1"}
@@ -212,14 +208,21 @@ def package_context(
         },
         "yuan": yuan_text,
         "resolved_label": RESOLVED,
-        "omitted": 0,
+        "followup": None,  # set by the package from the month's follow-up (followup_of)
     }
 
 
-def for_print(ctx: dict) -> dict:
-    """The context of the printed (PDF) report: the first PDF_HOUSEHOLDS households' why."""
-    shown = ctx["households"][:PDF_HOUSEHOLDS]
-    return {**ctx, "households": shown, "omitted": len(ctx["households"]) - len(shown)}
+FOLLOWUP_COUNTS = ("warnings", "decided", "pending", "overdue", "not_reflected")
+
+
+def followup_of(followup: pl.DataFrame | None, dept: str, admdvs: str) -> dict | None:
+    """The package's 反馈跟进 (decided / pending / overdue), None before decisions are wired."""
+    if followup is None:
+        return None
+    rows = followup.filter((pl.col("department") == dept) & (pl.col("admdvs") == admdvs))
+    if not rows.height:
+        return dict.fromkeys(FOLLOWUP_COUNTS, 0)
+    return {c: int(rows[c].sum()) for c in FOLLOWUP_COUNTS}
 
 
 def render(template: str, context: dict) -> str:

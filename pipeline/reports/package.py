@@ -31,12 +31,13 @@ from pipeline.errors import PovwatchError
 from pipeline.labels import DECISIONS, DEPARTMENTS
 from pipeline.months import Month
 from pipeline.reports import html as html_report
-from pipeline.reports import xlsx
+from pipeline.reports import pdf, xlsx
 from pipeline.reports.frame import HISTORY_SCHEMA, ReportData, with_explained_columns
-from pipeline.reports.pdf import write_pdfs
+from pipeline.reports.pdf import PdfJobs
 from pipeline.reports.summary import summary_context
 
 REPORT_PREFIX = "预警报告"
+UNDERPAID_DEPARTMENT = "civil_affairs"  # medical assistance is civil affairs' (民政) to pay
 FORMATS = ("xlsx", "html", "pdf")
 
 
@@ -119,9 +120,10 @@ def write_reports(
     runs it: one task per county, then one to finish). Returns every path, sorted."""
     data = _as_data(data)
     xlsx.checked(data.routed, _month_label(month))
-    for county in report_counties(data.routed):
-        write_county_packages(data, month, outbox, county, formats)
-    return finish_packages(data, month, outbox, formats)
+    with pdf.workers_kept():
+        for county in report_counties(data.routed):
+            write_county_packages(data, month, outbox, county, formats)
+        return finish_packages(data, month, outbox, formats)
 
 
 def _month_label(month: str) -> str:
@@ -148,12 +150,12 @@ def write_county_packages(
     staging = Path(tempfile.mkdtemp(prefix=f".{mo.label}.{admdvs}.staging.", dir=month_dir))
     try:
         written: list[_Written] = []
-        pdf_jobs: list[tuple[str, Path]] = []
-        for (dept, county), part in parts:
-            written += _write_package(
-                staging, data, part, mo.history, mo.m, dept, county, mo.formats, pdf_jobs
-            )
-        write_pdfs(pdf_jobs)
+        n_pdf = len(parts) if "pdf" in mo.formats else 0
+        with PdfJobs(n_pdf) as pdfs:  # rendered by workers while the 台账 are written
+            for (dept, county), part in parts:
+                written += _write_package(
+                    staging, data, part, mo.history, mo.m, dept, county, mo.formats, pdfs
+                )
         written += [
             _package_manifest(staging, package, files, data.run_id, mo.label)
             for package, files in _by_package(written).items()
@@ -162,6 +164,7 @@ def write_county_packages(
         _move_into_place(staging, month_dir, rels)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        pdf.release()
     return sorted(month_dir / rel for rel in rels)
 
 
@@ -197,10 +200,10 @@ def finish_packages(
         rel = f"summary_{label}.xlsx"
         summary.append(_Written(rel, xlsx.write_summary(staging / rel, mo.df, mo.m)))
         if "html" in mo.formats or "pdf" in mo.formats:
-            page = html_report.render("summary.html.j2", summary_context(mo.history, mo.m))
-            jobs: list[tuple[str, Path]] = []
-            summary += _write_html_pdf(staging, f"summary_{label}", page, 0, mo.formats, jobs)
-            write_pdfs(jobs)
+            ctx = summary_context(mo.history, mo.m, data.followup)
+            page = html_report.render("summary.html.j2", ctx)
+            with PdfJobs(1) as pdfs:
+                summary += _write_html_pdf(staging, f"summary_{label}", page, 0, mo.formats, pdfs)
         _move_into_place(staging, month_dir, [w.rel for w in summary])
         written += summary
         written.sort(key=lambda w: w.rel)
@@ -208,6 +211,7 @@ def finish_packages(
         paths = _publish(staging, month_dir, label, [w.rel for w in written], manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        pdf.release()
     return sorted(paths)
 
 
@@ -220,8 +224,9 @@ def _write_package(
     dept: str,
     admdvs: str,
     formats: tuple[str, ...],
-    pdf_jobs: list[tuple[str, Path]],
+    pdfs: PdfJobs,
 ) -> list[_Written]:
+    """One package: the report first (its PDF goes to a worker), then the 台账."""
     label = str(m)
     in_package = pl.col("hh_id").is_in(part["hh_id"].implode())
     members = hh_settlements = None
@@ -232,20 +237,21 @@ def _write_package(
                 members.select("psn_no", "hh_id"), on="psn_no", how="inner"
             )
     households = xlsx.household_rows(part, hh_settlements, members)
-    costs = xlsx.cost_rows(part, data.settlements)
-    rules = xlsx.rule_rows(data.rules, part)
     rel = xlsx.ledger_rel(dept, admdvs, label)
-    xlsx.write_ledger(staging / rel, part, households, costs, rules, m, dept, admdvs)
     files = [_Written(rel, part.height)]
     if "html" in formats or "pdf" in formats:
         county = xlsx.county_name(admdvs)
         ctx = html_report.package_context(part, households, history, m, dept, admdvs, county)
+        ctx["followup"] = html_report.followup_of(data.followup, dept, admdvs)
         page = html_report.render("package.html.j2", ctx)
-        printed = page
-        if len(ctx["households"]) > html_report.PDF_HOUSEHOLDS:  # a big county: bounded PDF
-            printed = html_report.render("package.html.j2", html_report.for_print(ctx))
         stem = xlsx.ledger_rel(dept, admdvs, label, REPORT_PREFIX, "html")[: -len(".html")]
-        files += _write_html_pdf(staging, stem, page, part.height, formats, pdf_jobs, printed)
+        files += _write_html_pdf(staging, stem, page, part.height, formats, pdfs)
+    costs = xlsx.cost_rows(part, data.settlements)
+    rules = xlsx.rule_rows(data.rules, part)
+    underpaid = None  # the assistance audit's under-payments: the 民政 台账 only (full ids)
+    if dept == UNDERPAID_DEPARTMENT and data.underpaid is not None:
+        underpaid = data.underpaid.filter(pl.col("admdvs") == admdvs)
+    xlsx.write_ledger(staging / rel, part, households, costs, rules, m, dept, admdvs, underpaid)
     return files
 
 
@@ -259,23 +265,16 @@ def _by_package(written: list[_Written]) -> dict[str, list[_Written]]:
 
 
 def _write_html_pdf(
-    staging: Path,
-    stem: str,
-    page: str,
-    rows: int,
-    formats: tuple[str, ...],
-    pdf_jobs: list[tuple[str, Path]],
-    printed: str | None = None,
+    staging: Path, stem: str, page: str, rows: int, formats: tuple[str, ...], pdfs: PdfJobs
 ) -> list[_Written]:
-    """The HTML page, and its PDF (``printed``: the page as printed, when it differs)."""
+    """The HTML page, and its PDF (submitted to ``pdfs``: written once they are waited for)."""
     out = []
+    (staging / stem).parent.mkdir(parents=True, exist_ok=True)
     if "html" in formats:
-        (staging / f"{stem}.html").parent.mkdir(parents=True, exist_ok=True)
         (staging / f"{stem}.html").write_text(page, encoding="utf-8")
         out.append(_Written(f"{stem}.html", rows))
     if "pdf" in formats:
-        (staging / f"{stem}.pdf").parent.mkdir(parents=True, exist_ok=True)
-        pdf_jobs.append((printed or page, staging / f"{stem}.pdf"))
+        pdfs.submit(page, staging / f"{stem}.pdf")
         out.append(_Written(f"{stem}.pdf", rows))
     return out
 

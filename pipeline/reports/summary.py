@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.labels import COUNTIES, WARNING_TYPES
+from pipeline.labels import COUNTIES, DEPARTMENTS, WARNING_TYPES
 from pipeline.months import Month
 from pipeline.reports.html import lifecycle, previous_month, trend_chart, yuan_text
 
@@ -18,7 +18,25 @@ def city_history(history: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def summary_context(history: pl.DataFrame, m: Month) -> dict:
+FOLLOWUP_COUNTS = ("warnings", "decided", "pending", "overdue", "not_reflected")
+
+
+def followup_table(followup: pl.DataFrame | None) -> dict | None:
+    """反馈跟进: one row per county, each department's counts side by side (so 11 counties
+    keep the summary on two pages); None before decisions are wired."""
+    if followup is None:
+        return None
+    depts = list(DEPARTMENTS)
+    counties = sorted(followup["admdvs"].unique().to_list())
+    rows = []
+    by_key = {(r["admdvs"], r["department"]): r for r in followup.to_dicts()}
+    for admdvs in counties:
+        cells = [by_key.get((admdvs, d)) or dict.fromkeys(FOLLOWUP_COUNTS, 0) for d in depts]
+        rows.append({"admdvs": admdvs, "county": COUNTIES.get(admdvs, admdvs), "by_dept": cells})
+    return {"departments": [DEPARTMENTS[d] for d in depts], "rows": rows}
+
+
+def summary_context(history: pl.DataFrame, m: Month, followup: pl.DataFrame | None = None) -> dict:
     hist = city_history(history)
     table = (
         lifecycle(hist, m, ["admdvs", "warning_type"])
@@ -50,4 +68,5 @@ def summary_context(history: pl.DataFrame, m: Month) -> dict:
         "has_previous": previous_month(m) is not None,
         "trend": trend_chart(hist, m, "全市本年度各月预警人数"),
         "yuan": yuan_text,
+        "followup": followup_table(followup),
     }

@@ -29,6 +29,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from pipeline.errors import PovwatchError
 from pipeline.labels import (
+    ASSISTANCE_COLUMNS,
     COUNTIES,
     DECISIONS,
     DEPARTMENTS,
@@ -79,6 +80,9 @@ HOUSEHOLD_SHEET = "户"
 PERSON_SHEET = "人员"
 COST_SHEET = "费用明细"
 NOTES_SHEET = "说明"
+UNDERPAID_SHEET = "医疗救助少付"
+UNDERPAID_PER_COUNTY = 20  # the audit's largest under-payments listed per county
+UNDERPAID_TITLE = "医疗救助少付核查：应救助高于已支付，本县差额最大的{n}人"
 SUMMARY_SHEET = "全市汇总"
 BY_DEPT_SHEET = "分部门汇总"
 FILE_PREFIX = "预警台账"
@@ -174,6 +178,21 @@ COLUMN_NOTES = {
     "核实日期": "核实结论的日期，如 2024-03-15",
     "费用明细": "每条预警计入年度累计负担的结算；负数为冲销（退费），冲销说明写明对应关系",
 }
+
+# the assistance audit's own column names (labels.ASSISTANCE_COLUMNS) are the frame's columns
+_UNDERPAID_COLUMNS: list[tuple[str, str, str]] = [
+    ("序号", "seq", "int"),
+    *(
+        (ASSISTANCE_COLUMNS[k], ASSISTANCE_COLUMNS[k], "text")
+        for k in ("psn_no", "category_label", "policy_id")
+    ),
+    ("姓名", "姓名", "text"),
+    ("身份证号", "身份证号", "text"),
+    *(
+        (ASSISTANCE_COLUMNS[k], ASSISTANCE_COLUMNS[k], "text")
+        for k in ("eligible_cost", "entitled", "paid", "difference", "status")
+    ),
+]
 
 FONT = "等线"
 _ADMDVS = re.compile(r"^\d{6}$")
@@ -726,8 +745,10 @@ def write_ledger(
     m: Month,
     dept: str,
     admdvs: str,
+    underpaid: pl.DataFrame | None = None,
 ) -> None:
-    """One 台账: 户, 人员 (with the decision columns), 费用明细, 说明."""
+    """One 台账: 户, 人员 (with the decision columns), 费用明细, 医疗救助少付 (``underpaid``:
+    the civil-affairs 台账 only, this county's rows), 说明."""
     county = f"{county_name(admdvs)}({admdvs})"
     title = f"{title_month(m)} {TITLE_KIND} — {DEPARTMENTS[dept]} — {county}"
     book = _Book(path, m, title)
@@ -784,6 +805,15 @@ def write_ledger(
     ws_c = book.sheet(COST_SHEET)
     _write_table(book, ws_c, f"{title}（费用明细）", _COST_COLUMNS, costs, freeze_cols=3)
     _protect(ws_c)
+
+    if underpaid is not None:
+        ws_u = book.sheet(UNDERPAID_SHEET)
+        rows = underpaid.with_columns(pl.int_range(1, pl.len() + 1).alias("seq"))
+        title_u = f"{title}（{UNDERPAID_TITLE.format(n=UNDERPAID_PER_COUNTY)}）"
+        end = _write_table(book, ws_u, title_u, _UNDERPAID_COLUMNS, rows, freeze_cols=2)
+        if not rows.height:
+            ws_u.write_string(end, 0, "本月本县无少付。", book.note)
+        _protect(ws_u)
 
     ws_n = book.sheet(NOTES_SHEET)
     end = _write_table(book, ws_n, f"{title}（说明）", _RULE_COLUMNS, rules)

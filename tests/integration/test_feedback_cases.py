@@ -403,3 +403,29 @@ def test_backfill_through_the_command_line_shows_each_month_what_was_known(tmp_p
         case("2024-04", i) == f"{i},P1300000876,relapse,2024-03,continuing,not_eligible,2024-04-01"
     )
     assert povwatch("cases", "--month", "2024-07", "--format", "csv").returncode == 1
+
+
+def test_march_packages_show_previous_decisions_and_what_is_still_pending(work):
+    month = work / "outbox" / "2024-03"
+    # P1300001158's impoverishment warning continues from February; civil affairs decided
+    # 无法联系 on 03-20: March's 台账 carries it in 上次决定 (no days waiting any more)
+    (ledger,) = (month / "civil_affairs" / "130521").glob("*.xlsx")
+    ws, head, col = _persons_sheet(openpyxl.load_workbook(ledger))
+    rows = {
+        ws.cell(r, col["个人编号"]).value: r
+        for r in range(head + 1, ws.max_row + 1)
+        if ws.cell(r, col["个人编号"]).value
+    }
+    r = rows["P1300001158"]
+    assert ws.cell(r, col["上次决定"]).value == "无法联系"
+    assert ws.cell(r, col["等待天数"]).value is None
+    # rural 130521: 3 warnings, 2 decided, 1 pending and overdue (mart_decision_followup)
+    (page,) = (month / "rural_revitalization" / "130521").glob("*.html")
+    text = page.read_text(encoding="utf-8")
+    assert "已有决定 2 条，待反馈 1 条" in text and "其中逾期 1 条" in text
+    assert "上次决定 无法联系" in text  # the same warning, decided by the other department
+    summary = (month / "summary_2024-03.html").read_text(encoding="utf-8")
+    assert "反馈跟进" in summary
+    # one row per county: civil affairs' five counts, then rural revitalisation's
+    rural = "".join(f'<td class="num">{n}</td>' for n in (3, 2, 1, 1, 1))
+    assert "（130521）</td>" in summary and rural + "</tr>" in summary

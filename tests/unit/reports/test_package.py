@@ -242,16 +242,15 @@ def test_also_routed_and_previous_decision_columns(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
-def test_a_big_county_prints_the_first_households_and_says_so(tmp_path, monkeypatch):
-    from pipeline.reports import html as html_report
-
-    monkeypatch.setattr(html_report, "PDF_HOUSEHOLDS", 0)
+def test_the_pdf_prints_every_households_why(tmp_path):
     write_reports(routed(_rows()), MONTH, tmp_path)
     html = _package(tmp_path / MONTH, "civil_affairs", "370811", "html").read_text("utf-8")
     pdf = _package(tmp_path / MONTH, "civil_affairs", "370811", "pdf")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True)
-    assert "另有 1 户的预警原因未打印" in text.stdout.decode("utf-8")
-    assert "未打印" not in html and "预警编号 2024-R-P1" in html
+    printed = text.stdout.decode("utf-8")
+    ids = set(routed(_rows()).filter(pl.col("admdvs") == "370811")["hh_id"].to_list())
+    assert ids and all(hh in printed and hh in html for hh in ids)
+    assert "未打印" not in printed and "预警编号 2024-R-P1" in printed.replace("\n", " ")
 
 
 def test_household_sheet_carries_each_members_why(tmp_path):
@@ -270,3 +269,97 @@ def test_household_sheet_carries_each_members_why(tmp_path):
         "张三：年度累计个人负担 1994501 分，超过预警标准",  # largest overshoot first
         "张四：年度累计个人负担 1200000 分，超过预警标准",
     ]
+
+
+def test_underpayments_are_a_sheet_of_the_civil_affairs_ledger_of_their_county(tmp_path):
+    from pipeline.reports.frame import ReportData, underpaid_rows
+    from tests.unit.assistance.test_audit import ROWS as AUDIT_ROWS
+    from tests.unit.assistance.test_audit import _frame
+
+    registry = pl.DataFrame(
+        {
+            "psn_no": ["A", "C", "F"],
+            "psn_name": ["甲一", "丙三", "己六"],
+            "certno": ["370811195001010011", "370811195001010033", "370812195001010066"],
+        }
+    )
+    under = underpaid_rows(_frame(AUDIT_ROWS), registry)
+    write_reports(ReportData(routed=routed(_rows()), underpaid=under), MONTH, tmp_path)
+    month = tmp_path / MONTH
+    wb = openpyxl.load_workbook(_package(month, "civil_affairs", "370811", "xlsx"))
+    assert wb.sheetnames[-2:] == ["医疗救助少付", "说明"]
+    ws = wb["医疗救助少付"]
+    assert ws.protection.sheet
+    header = [c.value for c in ws[2]]
+    rows = [dict(zip(header, r, strict=True)) for r in ws.iter_rows(min_row=3, values_only=True)]
+    # only 370811's under-payments (A 5000.00 before C 1000.00; B is within one fen), full ids
+    assert [(r["人员编号"], r["差额（元）"], r["身份证号"]) for r in rows] == [
+        ("A", "5000.00", "370811195001010011"),
+        ("C", "1000.00", "370811195001010033"),
+    ]
+    assert rows[0]["姓名"] == "甲一" and rows[0]["核对结果"].startswith("少付")
+    # the other department's 台账 of the same county has no such sheet, nor these ids; the
+    # HTML, PDF and city summary never carry them
+    rural = openpyxl.load_workbook(_package(month, "rural_revitalization", "370811", "xlsx"))
+    assert "医疗救助少付" not in rural.sheetnames
+    cells = {str(c.value) for ws in rural.worksheets for row in ws.iter_rows() for c in row}
+    assert not any("370811195001010011" in c for c in cells)
+    for page in [*month.rglob("*.html")]:
+        assert "370811195001010011" not in page.read_text("utf-8")
+
+
+def test_city_summary_with_follow_up_prints_on_two_pages_for_eleven_counties():
+    from weasyprint import HTML
+
+    from pipeline.labels import COUNTIES
+    from pipeline.months import Month
+    from pipeline.reports.html import render
+    from pipeline.reports.summary import summary_context
+
+    counties = sorted(c for c in COUNTIES if c.startswith("3708"))[:11]
+    assert len(counties) == 11
+    history = pl.DataFrame(
+        [
+            {
+                "month": month, "psn_no": f"P{c}{t}{i}", "hh_id": f"H{c}{i}", "admdvs": c,
+                "warning_type": t, "department": "civil_affairs",
+                "burden_ytd_fen": 3_000_000, "threshold_fen": 2_000_000,
+            }
+            for c in counties
+            for t in ("relapse", "impoverish")
+            for i in range(3)
+            for month in ("2024-11", "2024-12")
+        ]
+    )  # fmt: skip
+    followup = pl.DataFrame(
+        [
+            {"department": d, "admdvs": c, "warnings": 6, "decided": 2, "pending": 4,
+             "overdue": 1, "not_reflected": 0}
+            for c in counties
+            for d in ("civil_affairs", "rural_revitalization")
+        ]
+    )  # fmt: skip
+    page = render("summary.html.j2", summary_context(history, Month(2024, 12), followup))
+    assert "反馈跟进" in page and page.count("（3708") >= 22  # both tables list every county
+    assert len(HTML(string=page).render().pages) <= 2
+
+
+def test_pdf_workers_end_with_each_step_and_give_the_bytes_of_an_in_process_render(
+    tmp_path, monkeypatch
+):
+    from pipeline.reports import pdf
+
+    write_reports(routed(_rows()), MONTH, tmp_path / "pool")  # two PDFs per county: workers
+    assert pdf._POOL is None  # ended with the month's last step (no worker left behind)
+    with pdf.workers_kept():
+        pdf.write_pdfs([("<p>一</p>", tmp_path / "a.pdf"), ("<p>二</p>", tmp_path / "b.pdf")])
+        kept = pdf._POOL
+        assert kept is not None
+        pdf.release()  # a step inside the block leaves them running
+        assert pdf._POOL is kept
+    assert pdf._POOL is None
+    monkeypatch.setattr(pdf, "POOL_FROM", 10**9)  # every PDF rendered in this process
+    write_reports(routed(_rows()), MONTH, tmp_path / "local")
+    for path in sorted((tmp_path / "pool" / MONTH).rglob("*.pdf")):
+        local = tmp_path / "local" / path.relative_to(tmp_path / "pool")
+        assert path.read_bytes() == local.read_bytes()
