@@ -49,7 +49,11 @@ def warnings(work: Path, month: str) -> pd.DataFrame:
 
     def in_population(r) -> bool:
         held = r["ids"] if isinstance(r["ids"], frozenset) else frozenset()
-        ok = not (held - {"tuopin"}) if r["rule_ordinary"] else bool(held & set(r["rule_identities"]))
+        ok = (
+            not (held - {"tuopin"})
+            if r["rule_ordinary"]
+            else bool(held & set(r["rule_identities"]))
+        )
         ins = r["rule_insutypes"]
         return ok and (ins is None or r["insutype"] in set(ins))
 
