@@ -50,7 +50,7 @@ def svg_bar_chart(
 ) -> Markup:
     """The chart as inline SVG (used when the CJK font is not there for the PNG)."""
     n = max(len(labels), 1)
-    left, right, top, bottom = 36, 8, 26, 34
+    left, right, top, bottom = 36, 8, 36, 34  # room for the top bar's label under the title
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
     peak = max([*totals, 1])
@@ -140,7 +140,7 @@ def _png_bar_chart(
     k = SCALE
     font, big = _font(11), _font(13)
     n = max(len(labels), 1)
-    left, right, top, bottom = 36, 8, 26, 34
+    left, right, top, bottom = 36, 8, 36, 34  # room for the top bar's label under the title
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
     peak = max([*totals, 1])
@@ -164,7 +164,8 @@ def _png_bar_chart(
         for _, colour, values in series:
             h = plot_h * values[i] / peak
             if h > 0:
-                d.rectangle([(x * k, (y - h) * k), ((x + bar) * k - 1, y * k - 1)], fill=colour)
+                y0 = (y - h) * k  # a bar under a pixel high (1 among thousands) is one row
+                d.rectangle([(x * k, y0), ((x + bar) * k - 1, max(y * k - 1, y0))], fill=colour)
                 y -= h
         if totals[i]:
             text(x + bar / 2, y - 3, str(totals[i]), "ms")
