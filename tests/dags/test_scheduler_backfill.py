@@ -114,7 +114,7 @@ def standalone(tmp_path):
     url = f"http://localhost:{port}"
     meta = home / "airflow.db"
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 300
         while True:
             assert proc.poll() is None, (tmp_path / "standalone.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "airflow standalone did not come up"
@@ -161,9 +161,16 @@ def _api(url: str, method: str, path: str, body: dict, token: str | None = None)
 
 
 def _airflow(env, *args: str) -> str:
-    out = subprocess.run(
-        [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    """An Airflow CLI call as a data team makes it. SQLite is one writer at a time: a call
+    that still finds the metadata locked after its 60 s wait is made again (its transaction was
+    rolled back), at most three times; a loaded 2-core machine needs minutes for the CLI."""
+    for attempt in range(3):
+        out = subprocess.run(
+            [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=420
+        )
+        if out.returncode == 0 or "database is locked" not in out.stdout + out.stderr:
+            break
+        print(f"airflow {args[0]}: database is locked (attempt {attempt + 1}), again", flush=True)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     return out.stdout
 
@@ -200,7 +207,7 @@ def test_backfill_create_runs_three_months_serially_and_equals_povwatch_backfill
     _api(url, "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, auth)
     _mark("backfill created, DAG unpaused")
 
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while True:
         runs = _rows(
             meta,
