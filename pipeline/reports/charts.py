@@ -17,6 +17,7 @@ import subprocess
 from functools import cache
 from html import escape
 from pathlib import Path
+from typing import NamedTuple
 
 from markupsafe import Markup
 
@@ -24,6 +25,29 @@ FONT_FILES = (Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),)
 SCALE = 2  # pixels per displayed unit
 
 _FONT = "font-family=\"'WenQuanYi Micro Hei','Noto Sans CJK SC','Microsoft YaHei',sans-serif\""
+
+
+class _Layout(NamedTuple):
+    left: int
+    right: int
+    top: int
+    plot_h: int
+    totals: list[int]
+    peak: int
+    step: float
+    bar: float
+
+
+def _layout(
+    labels: list[str], series: list[tuple[str, str, list[int]]], width: int, height: int
+) -> _Layout:
+    """The geometry both drawings share: margins, plot height, stacked totals, bar slots."""
+    left, right, top, bottom = 36, 8, 36, 34  # room for the top bar's label under the title
+    totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
+    step = (width - left - right) / max(len(labels), 1)
+    return _Layout(
+        left, right, top, height - top - bottom, totals, max([*totals, 1]), step, max(step * 0.6, 2)
+    )
 
 
 def bar_chart(
@@ -49,13 +73,7 @@ def svg_bar_chart(
     height: int = 200,
 ) -> Markup:
     """The chart as inline SVG (used when the CJK font is not there for the PNG)."""
-    n = max(len(labels), 1)
-    left, right, top, bottom = 36, 8, 36, 34  # room for the top bar's label under the title
-    plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
-    peak = max([*totals, 1])
-    step = plot_w / n
-    bar = max(step * 0.6, 2)
+    left, right, top, plot_h, totals, peak, step, bar = _layout(labels, series, width, height)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(title)}" {_FONT} font-size="11">',
@@ -139,13 +157,7 @@ def _png_bar_chart(
 
     k = SCALE
     font, big = _font(11), _font(13)
-    n = max(len(labels), 1)
-    left, right, top, bottom = 36, 8, 36, 34  # room for the top bar's label under the title
-    plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
-    peak = max([*totals, 1])
-    step = plot_w / n
-    bar = max(step * 0.6, 2)
+    left, right, top, plot_h, totals, peak, step, bar = _layout(labels, series, width, height)
     img = Image.new("RGB", (width * k, height * k), "#ffffff")
     d = ImageDraw.Draw(img)
     ink = "#1f2933"
