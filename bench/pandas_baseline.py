@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.variants import CHECK_COLUMNS
+
 
 def warnings(work: Path, month: str) -> pd.DataFrame:
     year = int(month[:4])
@@ -66,14 +68,4 @@ def warnings(work: Path, month: str) -> pd.DataFrame:
     out = flags[flags["m"] == month].merge(first, on=["psn_no", "warning_type"])
     out = out.rename(columns={"m": "month"})
     out["status"] = (out["first_month"] == month).map({True: "new", False: "continuing"})
-    return out.sort_values(["psn_no", "warning_type"])[
-        [
-            "month",
-            "psn_no",
-            "warning_type",
-            "burden_ytd_fen",
-            "threshold_fen",
-            "first_month",
-            "status",
-        ]
-    ].reset_index(drop=True)
+    return out.sort_values(["psn_no", "warning_type"])[CHECK_COLUMNS].reset_index(drop=True)

@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.variants import CHECK_COLUMNS as CHECK
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SCALES = {"S": 1_000_000, "L": 5_000_000}
@@ -63,15 +65,6 @@ STAGE_MARKS = [
     ("quality gates skipped", "ledger_commit"),
     ("writing reports", "reports"),
     ("done in", "exit"),
-]
-CHECK = [
-    "month",
-    "psn_no",
-    "warning_type",
-    "burden_ytd_fen",
-    "threshold_fen",
-    "first_month",
-    "status",
 ]
 
 
