@@ -1,7 +1,8 @@
 """Prepare a scale's work folder once (child process of ``bench.run``; not timed as a variant).
 
 ``python -m bench.prepare ROOT YEAR``: runs months 1–11 into ``w11.duckdb`` and month 12 into
-``w12.duckdb`` (a year's backfill, gates off, seconds per month recorded), and derives what the
+``w12.duckdb`` (a year's backfill of the warehouse stage, gates off, seconds per month
+recorded; no reports: they follow the number of warnings and are measured in the month-12 run), and derives what the
 other variants start from: ``rules.parquet`` (rules in force per region and month, resolved by
 povwatch's policy code), Parquet exports of the staged loaded rows, registry and identities
 for pandas, and ``state.duckdb`` (running totals through month 11 and first flags) for the
@@ -28,7 +29,7 @@ def main() -> None:
 
     from pipeline.months import Month
     from pipeline.policy.load import PolicySet
-    from pipeline.run import run_month
+    from pipeline.run import compute_month
     from pipeline.settings import Settings
     from pipeline.warnings.rules import resolve_rules
 
@@ -43,7 +44,7 @@ def main() -> None:
         # reference suites' results are then on record).
         os.environ["POVWATCH_QUALITY"] = "on" if m.month == 11 else "off"
         t = time.perf_counter()
-        result = run_month(m, settings)
+        result = compute_month(m, settings)
         backfill.append(
             {
                 "month": str(m),

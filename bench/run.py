@@ -365,7 +365,9 @@ def table(report: dict) -> str:
         lines.append(
             f"ingest {fmt}: {x['rows']:,} rows in {x['seconds']} s ({x['rows_per_s']:,}/s)"
         )
-    lines.append(f"backfill of the year (gates off): {report['backfill_s']} s")
+    lines.append(
+        f"backfill of the year (warehouse stage, gates off, no reports): {report['backfill_s']} s"
+    )
     r = report.get("reports_demo")
     if not r or "month" not in r:
         return "\n".join(lines)
