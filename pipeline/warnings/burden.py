@@ -52,22 +52,29 @@ _SQL_MEASURES = {
     "after_insurance_and_assistance_in_catalogue": "psn_part_amt - fulamt_ownpay_amt",
 }
 assert set(_SQL_MEASURES) == set(BURDEN_MEASURES)
+_SQL_GREATEST = ", ".join(f"sum({_SQL_MEASURES[name]})" for name in BURDEN_MEASURES)
 _SQL_SUMS = ", ".join(
     f"cast(sum({_SQL_MEASURES[name]}) as bigint) as burden__{name}" for name in BURDEN_MEASURES
 )
 
 
-def burden_as_of_sql(con: duckdb.DuckDBPyConnection, month: Month) -> pl.DataFrame:
+def burden_as_of_sql(
+    con: duckdb.DuckDBPyConnection, month: Month, above_fen: int | None = None
+) -> pl.DataFrame:
     """:func:`burden_as_of` summed inside DuckDB: one row per person leaves the warehouse,
-    not every settlement row of the year."""
+    not every settlement row of the year. ``above_fen``: only persons with some measure
+    strictly above it (the lowest threshold; the rest of the population never leaves DuckDB).
+    """
+    having = "" if above_fen is None else f"having greatest({_SQL_GREATEST}) > ?"
     return con.execute(
         f"""
         select psn_no, {_SQL_SUMS}, ? as m
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year = ?
         group by psn_no
+        {having}
         """,
-        [str(month), str(month), month.year],
+        [str(month), str(month), month.year] + ([] if above_fen is None else [above_fen]),
     ).pl()
 
 

@@ -7,7 +7,6 @@ import polars as pl
 
 from pipeline.months import Month
 from pipeline.warnings.burden import (
-    MEASURE_COLUMNS,
     burden_as_of_sql,
     burden_history,
     per_export_sql,
@@ -49,10 +48,11 @@ def compute_warnings(
         hh_size, on="hh_id", how="left"
     )
     # Sums per person (and per export month for the replay) are taken inside DuckDB.
-    burden = burden_as_of_sql(con, m)
-    if rules.height and (rules["unit"] == "person").all():
-        # A person whose every measure is at most the lowest threshold is flagged by no rule.
-        burden = burden.filter(pl.max_horizontal(MEASURE_COLUMNS) > rules["threshold_fen"].min())
+    # A person whose every measure is at most the lowest threshold is flagged by no person
+    # rule: those stay in DuckDB (household rules need every member's burden).
+    lowest = rules["threshold_fen"].min() if rules.height else None
+    person_rules = lowest is not None and (rules["unit"] == "person").all()
+    burden = burden_as_of_sql(con, m, int(lowest) if person_rules else None)
     now = flag(burden, people, identities_by_month(identities, [m]), rules)
     if now.height == 0:
         return pl.DataFrame(schema=WARNING_SCHEMA)
