@@ -2,11 +2,11 @@
 
 ``python -m bench.prepare ROOT YEAR``: runs months 1–11 into ``w11.duckdb`` and month 12 into
 ``w12.duckdb`` (a year's backfill of the warehouse stage, gates off, seconds per month
-recorded; no reports: they follow the number of warnings and are measured in the month-12 run), and derives what the
-other variants start from: ``rules.parquet`` (rules in force per region and month, resolved by
-povwatch's policy code), Parquet exports of the staged loaded rows, registry and identities
-for pandas, and ``state.duckdb`` (running totals through month 11 and first flags) for the
-incremental SQL.
+recorded; no reports: they follow the number of warnings and are measured in the month-12
+run), and derives what the other variants start from: ``rules.parquet`` (rules in force per
+region and month, resolved by povwatch's policy code), Parquet exports of the staged loaded
+rows, registry and identities for pandas, and ``state.duckdb`` (running totals through month
+11 and first flags) for the incremental SQL.
 """
 
 from __future__ import annotations

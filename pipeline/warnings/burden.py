@@ -52,7 +52,6 @@ _SQL_MEASURES = {
     "after_insurance_and_assistance_in_catalogue": "psn_part_amt - fulamt_ownpay_amt",
 }
 assert set(_SQL_MEASURES) == set(BURDEN_MEASURES)
-_SQL_GREATEST = ", ".join(f"sum({_SQL_MEASURES[name]})" for name in BURDEN_MEASURES)
 _SQL_SUMS = ", ".join(
     f"cast(sum({_SQL_MEASURES[name]}) as bigint) as burden__{name}" for name in BURDEN_MEASURES
 )
@@ -65,7 +64,7 @@ def burden_as_of_sql(
     not every settlement row of the year. ``above_fen``: only persons with some measure
     strictly above it (the lowest threshold; the rest of the population never leaves DuckDB).
     """
-    having = "" if above_fen is None else f"having greatest({_SQL_GREATEST}) > ?"
+    having = "" if above_fen is None else f"having greatest({', '.join(MEASURE_COLUMNS)}) > ?"
     return con.execute(
         f"""
         select psn_no, {_SQL_SUMS}, ? as m

@@ -11,17 +11,9 @@ from pipeline.assistance.entitlement import compute_entitlements, resolve_terms,
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.store.warehouse import connect
+from tests.unit.assistance.test_entitlement import INCOME
 
 DEC = Month(2024, 12)
-INCOME = pl.DataFrame(
-    {
-        "admdvs": ["370800"],
-        "year": [2023],
-        "scope": ["all"],
-        "amount_fen": [3612300],
-        "published_on": [dt.date(2024, 1, 25)],
-    }
-)
 
 
 def _warehouse(tmp_path):
