@@ -42,7 +42,7 @@ from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
 from pipeline.quality import quarantine
-from pipeline.reports.frame import ReportData, report_data, underpaid_rows
+from pipeline.reports.frame import ReportData, households_of, report_data, underpaid_rows
 from pipeline.reports.package import finish_packages, report_counties, write_county_packages
 from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
@@ -317,24 +317,24 @@ def _run(
         say(f"[{m}] {f['file']}: read {f['rows']}, rejected {f['rejected']} (see ref_rejects)")
     checkpoint("after_reference")
     months = Month(m.year, 1).through(m)
+    # The registry's columns the rules need (names and ids are read for the reports only).
     registry = con.sql(
-        """
-        select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural, psn_name, certno,
-               source_file, source_row
-        from ref_persons
-        """
+        "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural from ref_persons"
     ).pl()
     income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
     # Every region in the registry must have a complete policy and its income in force,
     # before any settlement is read: a bad reference stops the month, nothing is written.
-    first_seen = (
-        registry.sort("source_file", "source_row")
-        .unique("admdvs", keep="first")
-        .select(
-            "admdvs",
-            pl.format("{} row {} column insuplc_admdvs", "source_file", "source_row").alias("w"),
-        )
-    )
+    # (Each region is named by its first row in the registry.)
+    first_seen = con.sql(
+        """
+        select insuplc_admdvs as admdvs,
+               min_by(format('{} row {} column insuplc_admdvs', source_file, source_row),
+                      (source_file, source_row)) as w
+        from ref_persons
+        group by all
+        order by admdvs
+        """
+    ).pl()
     where = dict(first_seen.iter_rows())
     regions_months = first_seen.select("admdvs").join(
         pl.DataFrame({"m": [str(x) for x in months]}), how="cross"
@@ -405,10 +405,11 @@ def _run(
     )
     explanation = explain_warnings(con, m, warnings, registry, rules, policies)
     decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
+    named = households_of(con, pl.concat([warnings["psn_no"], audited["psn_no"]]))
     data = report_data(
-        con, str(m), routed, registry, warnings, explanation, run_id, decisions, followup
+        con, str(m), routed, named, warnings, explanation, run_id, decisions, followup
     )
-    data = replace(data, underpaid=underpaid_rows(audited, registry))  # 民政 台账 only
+    data = replace(data, underpaid=underpaid_rows(audited, named))  # 民政 台账 only
     return result, data
 
 

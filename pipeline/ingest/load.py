@@ -411,7 +411,10 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         usable.append((snap or "", rel, path))
     if not usable:
         raise PovwatchError(f"{landing / 'persons'}: no registry snapshot dated {month} or earlier")
-    frames = []
+    con.execute(
+        "create or replace temp table persons_in as "
+        "select 0::integer as _order, * from ref_persons limit 0"
+    )
     for order, (_, _, path) in enumerate(sorted(usable)):
         result = read_file(path, PERSONS, landing)
         reason, column = _first_failure(
@@ -442,22 +445,31 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         checked = result.frame.with_columns(reason, column)
         rejected = _reject(con, "persons", result, checked.filter(pl.col("reason").is_not_null()))
         _record_ref(con, report, "persons", result, rejected)
-        frames.append(
-            checked.filter(pl.col("reason").is_null()).with_columns(
-                pl.lit(order).alias("_order"), pl.lit(result.rel).alias("source_file")
-            )
+        good = checked.filter(pl.col("reason").is_null()).select(
+            pl.lit(order, pl.Int32).alias("_order"),
+            *(c for c in PERSONS.columns if c != "rural"),
+            pl.col("rural").cast(pl.Int32),
+            pl.lit(result.rel).alias("source_file"),
+            "source_row",
         )
-    persons = (
-        pl.concat(frames)
-        .sort(["_order", "source_row"])
-        .unique(subset=["psn_no"], keep="last", maintain_order=True)
-        .sort("psn_no")
-        .with_columns(pl.col("rural").cast(pl.Int32))
-        .drop("_order", "reason", "reason_column")
+        con.register("persons_batch", good.to_arrow())
+        con.execute("insert into persons_in by name select * from persons_batch")
+        con.unregister("persons_batch")
+    # A person in several snapshots: the latest snapshot's row (the last row within it).
+    # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in memory.
+    con.execute(
+        """
+        insert into ref_persons by name
+        select * exclude (_order, _last) from (
+            select *, row_number() over (
+                partition by psn_no order by _order desc, source_row desc) = 1 as _last
+            from persons_in
+        )
+        where _last
+        order by psn_no
+        """
     )
-    con.register("persons_batch", persons.to_arrow())
-    con.execute("insert into ref_persons by name select * from persons_batch")
-    con.unregister("persons_batch")
+    con.execute("drop table persons_in")
 
 
 def identity_code_map() -> dict[str, str]:
@@ -473,13 +485,15 @@ def identity_code_map() -> dict[str, str]:
 
 
 def _load_identities(con, landing: Path, report: IngestReport) -> None:
+    """Identity holders, mapped to psn_no and checked once over all files together: a
+    province's list arrives as many files, and checking each against the whole registry
+    would cost files × persons."""
     codes = identity_code_map()
     mapping = pl.DataFrame(
         {"_code": list(codes), "_mapped": list(codes.values())},
         schema={"_code": pl.String, "_mapped": pl.String},
     )
-    people = con.sql("select psn_no, certno from ref_persons").pl()
-    by_cert = people.filter(pl.col("certno").is_not_null()).unique("certno", keep="first")
+    results = []
     for path in _reference_files(landing, "identities"):
         result = read_file(path, IDENTITIES, landing)
         if result.frame["identity"].null_count() == result.rows and "psn_idet_type" not in (
@@ -488,53 +502,69 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             raise PovwatchError(f"{result.rel}: required column 'identity' is missing")
         if "certno" not in result.frame.columns and "psn_no" not in result.frame.columns:
             raise PovwatchError(f"{result.rel}: required column 'certno' (or 'psn_no') is missing")
-        frame = (
-            result.frame.join(mapping, left_on="psn_idet_type", right_on="_code", how="left")
-            .with_columns(pl.coalesce("identity", "_mapped").alias("identity"))
-            .join(
-                by_cert.select(pl.col("certno"), pl.col("psn_no").alias("_by_cert")),
-                on="certno",
-                how="left",
-            )
-            .with_columns(
-                pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
-                pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
-                pl.col("end_date").str.to_date(strict=False).alias("_end"),
-            )
-        )
-        reason, column = _first_failure(
+        results.append(result)
+    if not results:
+        return
+    people = con.sql("select psn_no, certno from ref_persons").pl()
+    by_cert = people.filter(pl.col("certno").is_not_null()).unique("certno", keep="first")
+    frame = (
+        pl.concat(
             [
-                (pl.col("identity").is_null(), "missing_value", "identity"),
-                (~pl.col("identity").is_in(list(IDENTITY_CODES)), "unknown_identity", "identity"),
-                (
-                    pl.col("certno").is_null() & pl.col("psn_no").is_null(),
-                    "missing_value",
-                    "certno",
-                ),
-                (~valid_mask_expr(pl.col("certno")).fill_null(True), "bad_certno", "certno"),
-                (pl.col("psn_no").is_null(), "unknown_person", "certno"),
-                (~pl.col("psn_no").is_in(people["psn_no"].implode()), "unknown_person", "psn_no"),
-                (pl.col("_begin").is_null(), "bad_date", "begin_date"),
-                (
-                    pl.col("end_date").is_not_null() & pl.col("_end").is_null(),
-                    "bad_date",
-                    "end_date",
-                ),
-                (pl.col("_end") < pl.col("_begin"), "bad_date", "end_date"),
-                (
-                    pl.col("source_dept").is_not_null()
-                    & ~pl.col("source_dept").is_in(list(get_args(Department))),
-                    "bad_code",
-                    "source_dept",
-                ),
-            ]
+                r.frame.with_columns(pl.lit(i, pl.Int32).alias("_file"))
+                for i, r in enumerate(results)
+            ],
+            how="diagonal_relaxed",
         )
-        checked = frame.with_columns(reason, column)
-        rejected = _reject(
-            con, "identities", result, checked.filter(pl.col("reason").is_not_null())
+        .join(mapping, left_on="psn_idet_type", right_on="_code", how="left")
+        .with_columns(pl.coalesce("identity", "_mapped").alias("identity"))
+        .join(
+            by_cert.select(pl.col("certno"), pl.col("psn_no").alias("_by_cert")),
+            on="certno",
+            how="left",
         )
+        .with_columns(
+            pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
+            pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
+            pl.col("end_date").str.to_date(strict=False).alias("_end"),
+        )
+    )
+    reason, column = _first_failure(
+        [
+            (pl.col("identity").is_null(), "missing_value", "identity"),
+            (~pl.col("identity").is_in(list(IDENTITY_CODES)), "unknown_identity", "identity"),
+            (
+                pl.col("certno").is_null() & pl.col("psn_no").is_null(),
+                "missing_value",
+                "certno",
+            ),
+            (~valid_mask_expr(pl.col("certno")).fill_null(True), "bad_certno", "certno"),
+            (pl.col("psn_no").is_null(), "unknown_person", "certno"),
+            (~pl.col("psn_no").is_in(people["psn_no"].implode()), "unknown_person", "psn_no"),
+            (pl.col("_begin").is_null(), "bad_date", "begin_date"),
+            (
+                pl.col("end_date").is_not_null() & pl.col("_end").is_null(),
+                "bad_date",
+                "end_date",
+            ),
+            (pl.col("_end") < pl.col("_begin"), "bad_date", "end_date"),
+            (
+                pl.col("source_dept").is_not_null()
+                & ~pl.col("source_dept").is_in(list(get_args(Department))),
+                "bad_code",
+                "source_dept",
+            ),
+        ]
+    )
+    checked = frame.with_columns(reason, column).partition_by(
+        "_file", as_dict=True, maintain_order=True, include_key=False
+    )
+    for i, result in enumerate(results):
+        part = checked.get((i,))
+        if part is None:  # a file with a header and no rows
+            part = frame.clear().with_columns(reason, column).drop("_file")
+        rejected = _reject(con, "identities", result, part.filter(pl.col("reason").is_not_null()))
         _record_ref(con, report, "identities", result, rejected)
-        good = checked.filter(pl.col("reason").is_null()).select(
+        good = part.filter(pl.col("reason").is_null()).select(
             "psn_no",
             "identity",
             pl.col("_begin").alias("begin_date"),

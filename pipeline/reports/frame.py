@@ -12,6 +12,26 @@ from pipeline.errors import PovwatchError
 from pipeline.warnings.explain import Explanation
 
 
+def households_of(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.DataFrame:
+    """The registry rows of ``persons`` and of every member of their households, with names
+    and resident ids: what the reports show, read for the warned and audited persons only
+    rather than for a province's whole registry."""
+    con.register("hh_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    try:
+        return con.sql(
+            """
+            select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural, psn_name, certno
+            from ref_persons
+            where hh_id in (
+                select hh_id from ref_persons semi join hh_wanted using (psn_no)
+            )
+            order by psn_no
+            """
+        ).pl()
+    finally:
+        con.unregister("hh_wanted")
+
+
 def report_frame(
     routed: pl.DataFrame, registry: pl.DataFrame, warnings: pl.DataFrame
 ) -> pl.DataFrame:

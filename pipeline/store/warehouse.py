@@ -34,6 +34,23 @@ def sql(name: str) -> str:
 
 
 KEY_ENV = "POVWATCH_DB_KEY"
+MEMORY_ENV = "POVWATCH_DUCKDB_MEMORY"
+DEFAULT_MEMORY_SHARE = 0.4  # of the machine's memory: polars works beside DuckDB
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit: ``POVWATCH_DUCKDB_MEMORY`` (e.g. ``8GiB``), else 40 % of the
+    machine's memory. DuckDB's own default (80 %) leaves too little for the polars frames of
+    the same process at province scale; above its limit DuckDB spills to ``<db>.tmp``."""
+    given = os.environ.get(MEMORY_ENV, "").strip()
+    if given:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", given):
+            raise PovwatchError(
+                f"{MEMORY_ENV}={given!r}: not a memory size (examples: 8GiB, 16000MB)"
+            )
+        return given
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{int(total * DEFAULT_MEMORY_SHARE) // 2**20}MiB"
 
 
 @cache
@@ -170,6 +187,7 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             raise _busy(db, str(exc)) from None
         raise PovwatchError(f"{shown(db)}: cannot open the warehouse: {exc}") from None
     con.execute("set enable_progress_bar = false")
+    con.execute(f"set memory_limit = '{memory_limit()}'")
     if not read_only:
         _writer_mark(db).write_text(str(os.getpid()), encoding="utf-8")
         for path in (db, db.with_name(db.name + ".wal")):
