@@ -46,8 +46,7 @@ def store_assistance(
     con: duckdb.DuckDBPyConnection, month: Month, policies: PolicySet
 ) -> pl.DataFrame:
     """Compute the month's entitlements and audit, replace the month in mart_assistance."""
-    registry = con.sql("select psn_no, insuplc_admdvs as admdvs, brdy from ref_persons").pl()
-    frame = audit(entitlements_for_month(con, month, registry, policies))
+    frame = audit(entitlements_for_month(con, month, policies))
     con.execute("delete from mart_assistance where month = ?", [str(month)])
     if frame.height:
         con.register("a_batch", frame.to_arrow())

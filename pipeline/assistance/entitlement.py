@@ -611,15 +611,30 @@ def _group_caps(items: pl.DataFrame) -> pl.DataFrame:
 
 
 def entitlements_for_month(
-    con: duckdb.DuckDBPyConnection,
-    month: Month,
-    registry: pl.DataFrame,
-    policies: PolicySet,
+    con: duckdb.DuckDBPyConnection, month: Month, policies: PolicySet
 ) -> pl.DataFrame:
-    """The month's entitlement frame from the warehouse's staged data and reference tables."""
+    """The month's entitlement frame from the warehouse's staged data and reference tables.
+
+    The terms are resolved for every region of the registry; the registry rows read are
+    those of identity holders and of persons with settlement rows (the only ones the
+    computation joins), not a province's whole registry.
+    """
     income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
-    terms = resolve_terms(policies, registry["admdvs"].unique().to_list(), month, income)
+    regions = [r for (r,) in con.sql("select distinct insuplc_admdvs from ref_persons").fetchall()]
+    terms = resolve_terms(policies, sorted(regions), month, income)
     from_year = month.year - 1 if terms.needs_prior_year else month.year
     rows = settlement_rows(con, month, from_year)
     identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    con.register("ent_persons", rows.select("psn_no").unique().to_arrow())
+    try:
+        registry = con.sql(
+            """
+            select psn_no, insuplc_admdvs as admdvs, brdy
+            from ref_persons
+            where psn_no in (select psn_no from ref_identities)
+                or psn_no in (select psn_no from ent_persons)
+            """
+        ).pl()
+    finally:
+        con.unregister("ent_persons")
     return compute_entitlements(rows, identities, registry, terms, month)
