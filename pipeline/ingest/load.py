@@ -515,12 +515,13 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             ],
             how="diagonal_relaxed",
         )
-        .join(mapping, left_on="psn_idet_type", right_on="_code", how="left")
+        .join(mapping, left_on="psn_idet_type", right_on="_code", how="left", maintain_order="left")
         .with_columns(pl.coalesce("identity", "_mapped").alias("identity"))
         .join(
             by_cert.select(pl.col("certno"), pl.col("psn_no").alias("_by_cert")),
             on="certno",
             how="left",
+            maintain_order="left",
         )
         .with_columns(
             pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
