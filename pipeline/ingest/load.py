@@ -505,8 +505,6 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
         results.append(result)
     if not results:
         return
-    people = con.sql("select psn_no, certno from ref_persons").pl()
-    by_cert = people.filter(pl.col("certno").is_not_null()).unique("certno", keep="first")
     frame = (
         pl.concat(
             [
@@ -515,19 +513,34 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             ],
             how="diagonal_relaxed",
         )
+        .with_row_index("_i")
         .join(mapping, left_on="psn_idet_type", right_on="_code", how="left", maintain_order="left")
         .with_columns(pl.coalesce("identity", "_mapped").alias("identity"))
-        .join(
-            by_cert.select(pl.col("certno"), pl.col("psn_no").alias("_by_cert")),
-            on="certno",
-            how="left",
-            maintain_order="left",
-        )
-        .with_columns(
-            pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
-            pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
-            pl.col("end_date").str.to_date(strict=False).alias("_end"),
-        )
+    )
+    # Matched against the registry inside DuckDB (a province's registry is not copied into
+    # polars): the person of a resident id (the first in psn_no order when an id is held
+    # twice), and whether the person number is in the registry.
+    con.register("ident_in", frame.select("_i", "psn_no", "certno").to_arrow())
+    try:
+        found = con.sql(
+            """
+            select i._i, c._by_cert,
+                   coalesce(i.psn_no, c._by_cert) in (select psn_no from ref_persons) as _known
+            from ident_in as i
+            left join (
+                select certno, min(psn_no) as _by_cert
+                from ref_persons
+                where certno in (select certno from ident_in)
+                group by certno
+            ) as c using (certno)
+            """
+        ).pl()
+    finally:
+        con.unregister("ident_in")
+    frame = frame.join(found, on="_i", how="left", maintain_order="left").with_columns(
+        pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
+        pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
+        pl.col("end_date").str.to_date(strict=False).alias("_end"),
     )
     reason, column = _first_failure(
         [
@@ -540,7 +553,7 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             ),
             (~valid_mask_expr(pl.col("certno")).fill_null(True), "bad_certno", "certno"),
             (pl.col("psn_no").is_null(), "unknown_person", "certno"),
-            (~pl.col("psn_no").is_in(people["psn_no"].implode()), "unknown_person", "psn_no"),
+            (~pl.col("_known"), "unknown_person", "psn_no"),
             (pl.col("_begin").is_null(), "bad_date", "begin_date"),
             (
                 pl.col("end_date").is_not_null() & pl.col("_end").is_null(),

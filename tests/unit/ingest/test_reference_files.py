@@ -26,6 +26,8 @@ def _landing(tmp_path):
     header = list(person("x").keys())
     # January's snapshot, then February's: P2 moved household and region in February, and
     # February's file lists P3 twice (the later row wins). April's is not in force in March.
+    # P0 (February) holds P1's resident id too: an identity given by that id is P0's, the
+    # first holder in psn_no order.
     write_csv(
         landing / "persons" / "2024-01" / "persons.csv",
         header,
@@ -38,6 +40,7 @@ def _landing(tmp_path):
             person("P3", hh="H-first", seq=3),
             person("P2", "370812", hh="H-new", seq=2),
             person("P3", hh="H-second", seq=3),
+            person("P0", hh="H0", seq=1),
         ],
     )
     write_csv(
@@ -48,7 +51,7 @@ def _landing(tmp_path):
         landing / "identities" / "a.csv",
         IDENTITY_HEADER,
         [
-            # P1 by resident id, P2 by person number; an unknown identity code
+            # P1's resident id (held by P0 too), P2 by person number; an unknown code
             {**row, "certno": certno("370811", "19700101", 1), "identity": "dibao",
              "begin_date": "2024-01-01"},
             {**row, "psn_no": "P2", "identity": "tekun", "begin_date": "2023-05-01"},
@@ -77,12 +80,13 @@ def test_the_latest_snapshot_in_force_gives_each_persons_row(tmp_path):
     assert con.sql(
         "select psn_no, hh_id, insuplc_admdvs, source_file, source_row from ref_persons"
     ).fetchall() == [  # stored in psn_no order
+        ("P0", "H0", "370811", "persons/2024-02/persons.csv", 5),
         ("P1", "HP1", "370811", "persons/2024-01/persons.csv", 3),
         ("P2", "H-new", "370812", "persons/2024-02/persons.csv", 3),
         ("P3", "H-second", "370811", "persons/2024-02/persons.csv", 4),
     ]
     persons = [(f["file"], f["rows"]) for f in report.reference_files if f["kind"] == "persons"]
-    assert persons == [("persons/2024-01/persons.csv", 2), ("persons/2024-02/persons.csv", 3)]
+    assert persons == [("persons/2024-01/persons.csv", 2), ("persons/2024-02/persons.csv", 4)]
 
 
 def test_identity_files_are_checked_together_and_counted_each(tmp_path):
@@ -97,7 +101,7 @@ def test_identity_files_are_checked_together_and_counted_each(tmp_path):
     assert con.sql(
         "select source_file, source_row, psn_no, identity from ref_identities"
     ).fetchall() == [
-        ("identities/a.csv", 2, "P1", "dibao"),
+        ("identities/a.csv", 2, "P0", "dibao"),
         ("identities/a.csv", 3, "P2", "tekun"),
         ("identities/c.csv", 4, "P3", "dibao_edge"),
     ]
