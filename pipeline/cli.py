@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import polars as pl
 import typer
 
@@ -14,6 +15,7 @@ from pipeline.errors import PovwatchError, shown
 from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.settings import DEFAULT_DB, DEFAULT_LANDING, DEFAULT_OUTBOX, Settings
+from pipeline.store.warehouse import out_of_memory
 
 app = typer.Typer(
     help="povwatch — 因病返贫/因病致贫 双预警: monthly medical-cost poverty early warning.",
@@ -581,6 +583,9 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("povwatch: interrupted", file=sys.stderr)
         sys.exit(130)
+    except duckdb.OutOfMemoryException as exc:
+        print(f"povwatch: error: {out_of_memory(exc)}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
     except Exception as exc:  # click usage errors and anything unexpected
         if type(exc).__name__ == "NoArgsIsHelpError":  # `povwatch`, `povwatch policy`: help
             print(exc.format_message(), file=sys.stderr)

@@ -48,7 +48,7 @@ from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
-from pipeline.store.warehouse import connect, transaction
+from pipeline.store.warehouse import connect, out_of_memory, transaction
 from pipeline.warnings.cases import (
     apply_feedback,
     followup_summary,
@@ -298,6 +298,8 @@ def fail_ledger(settings: Settings, run_id: str, exc: BaseException) -> None:
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return out_of_memory(exc)
     return str(exc) if isinstance(exc, PovwatchError) else f"{type(exc).__name__}: {exc}"
 
 

@@ -172,6 +172,16 @@ def rotate_key(db: Path, old_key: str | None, new_key: str | None) -> None:
     restrict(db)
 
 
+def out_of_memory(exc: BaseException) -> str:
+    """One line for DuckDB running out of its memory limit: what it is and how to raise it."""
+    what = " ".join(str(exc).split("Possible solutions")[0].split())
+    return (
+        f"{what} — the warehouse's memory limit is {memory_limit()} ({MEMORY_ENV}; default "
+        f"{DEFAULT_MEMORY_SHARE:.0%} of this machine's memory); nothing of the month was "
+        f"written: set {MEMORY_ENV} higher, or run on a machine with more memory"
+    )
+
+
 def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse; a second writer gets a clear one-line refusal, not a corrupt file."""
     if read_only and not db.exists():

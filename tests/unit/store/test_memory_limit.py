@@ -26,3 +26,33 @@ def test_a_bad_size_is_a_one_line_error_naming_the_variable(monkeypatch, tmp_pat
     monkeypatch.setenv("POVWATCH_DUCKDB_MEMORY", "80%")
     with pytest.raises(PovwatchError, match=r"^POVWATCH_DUCKDB_MEMORY='80%': not a memory size"):
         connect(tmp_path / "w.duckdb")
+
+
+def test_running_out_of_it_is_one_line_naming_the_setting_and_the_month_is_not_written(
+    tmp_path,
+):
+    import subprocess
+    import sys
+
+    from tests.landing import make_landing, person, settlement
+
+    p = person("P1")
+    landing = make_landing(
+        tmp_path / "landing", [p], {"2024-03": [settlement("S1", p, "2024-03-05", "10.00")]}
+    )
+    env = {**os.environ, "POVWATCH_DUCKDB_MEMORY": "2MB"}
+    db = tmp_path / "w.duckdb"
+    args = ["--landing", str(landing), "--db", str(db), "--outbox", str(tmp_path / "o")]
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--month", "2024-03", "-q", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("povwatch: error: Out of Memory Error")
+    assert "memory limit is 2MB (POVWATCH_DUCKDB_MEMORY;" in run.stderr
+    assert run.stderr.count("\n") == 1  # one line, not DuckDB's list of suggestions
+    con = connect(db, read_only=True)
+    assert con.sql("select outcome from run_ledger").fetchall() == [("failed",)]
+    assert con.sql("select count(*) from mart_warnings").fetchall() == [(0,)]
