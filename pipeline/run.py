@@ -407,7 +407,9 @@ def _run(
     )
     explanation = explain_warnings(con, m, warnings, registry, rules, policies)
     decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
-    named = households_of(con, pl.concat([warnings["psn_no"], audited["psn_no"]]))
+    # Names and ids: the warned persons' households, and the under-paid (the 少付 sheet)
+    under = audited.filter(pl.col("status") == "under")["psn_no"]
+    named = households_of(con, pl.concat([warnings["psn_no"], under]))
     data = report_data(
         con, str(m), routed, named, warnings, explanation, run_id, decisions, followup
     )
