@@ -187,7 +187,7 @@ def report_data(
         *(c for c in EXPLAINED_COLUMNS if c in explanation.verdicts.columns and c != "why"),
         "threshold_fen",
         "unit",
-    ).unique(["rule_id", "income_admdvs", "threshold_fen"])
+    ).unique(["rule_id", "income_admdvs", "threshold_fen"], maintain_order=True)
     citations = citations.drop(
         [
             c
