@@ -46,7 +46,9 @@ shell: install
 	@$(UV) run --frozen $${SHELL:-bash}
 
 test: install
-	$(UV) run --frozen pytest -q --durations=15
+	@# two workers (this machine has 2 cores); a test file stays on one worker, so its module
+	@# fixtures are built once
+	$(UV) run --frozen pytest -q -n 2 --dist loadfile --durations=15
 
 lint: install
 	$(UV) run --frozen ruff check .
