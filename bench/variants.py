@@ -82,17 +82,14 @@ def povwatch_compute(work: Path, month: str):
 
     m = Month.parse(month)
     con = connect(work / "w12.duckdb", read_only=True)
-    registry = con.sql(
-        "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural from ref_persons"
-    ).pl()
     income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
     regions = (
-        registry.select("admdvs")
-        .unique()
+        con.sql("select distinct insuplc_admdvs as admdvs from ref_persons")
+        .pl()
         .join(pl.DataFrame({"m": [str(x) for x in Month(m.year, 1).through(m)]}), how="cross")
     )
     rules = resolve_rules(PolicySet.load(()), regions, income)
-    return compute_warnings(con, m, registry, rules)
+    return compute_warnings(con, m, rules)
 
 
 def pandas(work: Path, month: str):

@@ -20,12 +20,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline import __version__
+from pipeline import code_version
 from pipeline.assistance.audit import store_assistance, summary_line
 from pipeline.delivery.config import load_config, overdue_after_days
 from pipeline.delivery.deliver import deliver_packages
@@ -86,18 +85,6 @@ def checkpoint(stage: str) -> None:
     """
     if os.environ.get("POVWATCH_FAULT") == stage:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def code_version() -> str:
-    """The package version, with the git commit when running from a checkout."""
-    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
-    try:
-        ref = head.read_text(encoding="utf-8").strip()
-        if ref.startswith("ref: "):
-            ref = (head.parent / ref[5:]).read_text(encoding="utf-8").strip()
-        return f"{__version__}+{ref[:12]}"
-    except OSError:
-        return __version__
 
 
 def _stderr(message: str) -> None:
@@ -319,10 +306,6 @@ def _run(
         say(f"[{m}] {f['file']}: read {f['rows']}, rejected {f['rejected']} (see ref_rejects)")
     checkpoint("after_reference")
     months = Month(m.year, 1).through(m)
-    # The registry's columns the rules need (names and ids are read for the reports only).
-    registry = con.sql(
-        "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural from ref_persons"
-    ).pl()
     income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
     # Every region in the registry must have a complete policy and its income in force,
     # before any settlement is read: a bad reference stops the month, nothing is written.
@@ -359,7 +342,7 @@ def _run(
             )
 
     say(f"[{m}] computing burden and warnings")
-    warnings = compute_warnings(con, m, registry, rules)
+    warnings = compute_warnings(con, m, rules, store=True)
     con.execute("delete from mart_warnings where month = ?", [str(m)])
     con.execute("delete from mart_warning_routes where month = ?", [str(m)])
     if warnings.height:
@@ -405,7 +388,7 @@ def _run(
     result = RunResult(
         month=str(m), run_id=run_id, outcome="success", warnings=warnings.height, files=files
     )
-    explanation = explain_warnings(con, m, warnings, registry, rules, policies)
+    explanation = explain_warnings(con, m, warnings, rules, policies)
     decisions = report_decisions(con, m)  # 上次决定 / 等待天数 in the 台账
     # Names and ids: the warned persons' households, and the under-paid (the 少付 sheet)
     under = audited.filter(pl.col("status") == "under")["psn_no"]

@@ -57,6 +57,39 @@ _SQL_SUMS = ", ".join(
 )
 
 
+_FULL_YEAR = f"""
+    select psn_no, {_SQL_SUMS}
+    from stg_settlements
+    where status = 'loaded' and export_month <= $month and cost_year = $year
+    group by psn_no
+"""
+# The running totals through the month before plus the month's own rows (state.py).
+_INCREMENT = f"""
+    select psn_no, {", ".join(f"coalesce(s.{c}, 0) + coalesce(n.{c}, 0) as {c}" for c in MEASURE_COLUMNS)}
+    from (select * exclude (through_month) from state_burden where through_month = $prev) s
+    full join (
+        select psn_no, {_SQL_SUMS}
+        from stg_settlements
+        where status = 'loaded' and export_month = $month and cost_year = $year
+        group by psn_no
+    ) n using (psn_no)
+"""
+
+
+def year_to_date_sql(con: duckdb.DuckDBPyConnection, month: Month) -> tuple[str, dict]:
+    """SQL (and its parameters) of every person's burden measures as of ``month``: one row per
+    person with a loaded row of the year. From the running totals through the month before
+    when they still hold (``state.py``), else from the year's rows; the same sums either way.
+    """
+    from pipeline.warnings import state
+
+    params = {"month": str(month), "year": month.year}
+    prev = month.plus(-1)
+    if month.month > 1 and state.valid(con, "burden", prev, state.staged_fingerprint(con, prev)):
+        return _INCREMENT, {**params, "prev": str(prev)}
+    return _FULL_YEAR, params
+
+
 def burden_as_of_sql(
     con: duckdb.DuckDBPyConnection, month: Month, above_fen: int | None = None
 ) -> pl.DataFrame:
@@ -64,17 +97,39 @@ def burden_as_of_sql(
     not every settlement row of the year. ``above_fen``: only persons with some measure
     strictly above it (the lowest threshold; the rest of the population never leaves DuckDB).
     """
-    having = "" if above_fen is None else f"having greatest({', '.join(MEASURE_COLUMNS)}) > ?"
+    query, params = year_to_date_sql(con, month)
+    return _above(con, f"({query})", params, month, above_fen)
+
+
+def _above(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    params: dict,
+    month: Month,
+    above_fen: int | None,
+) -> pl.DataFrame:
+    where = "" if above_fen is None else f"where greatest({', '.join(MEASURE_COLUMNS)}) > $above"
     return con.execute(
-        f"""
-        select psn_no, {_SQL_SUMS}, ? as m
-        from stg_settlements
-        where status = 'loaded' and export_month <= ? and cost_year = ?
-        group by psn_no
-        {having}
-        """,
-        [str(month), str(month), month.year] + ([] if above_fen is None else [above_fen]),
+        f"select psn_no, {', '.join(MEASURE_COLUMNS)}, $m as m from {relation} {where}",
+        {**params, "m": str(month), **({} if above_fen is None else {"above": above_fen})},
     ).pl()
+
+
+def store_year_to_date(
+    con: duckdb.DuckDBPyConnection, month: Month, above_fen: int | None = None
+) -> pl.DataFrame:
+    """:func:`burden_as_of_sql`, keeping every person's sums as the running totals through
+    ``month`` (``state_burden``) for the next month."""
+    from pipeline.warnings import state
+
+    query, params = year_to_date_sql(con, month)
+    con.execute(f"create or replace temp table _ytd as {query}", params)
+    state.replace(con, "burden", month, state.staged_fingerprint(con, month))
+    con.execute("insert into state_burden select $m, * from _ytd", {"m": str(month)})
+    try:
+        return _above(con, "_ytd", {}, month, above_fen)
+    finally:
+        con.execute("drop table _ytd")
 
 
 def per_export_sql(

@@ -6,10 +6,14 @@ import duckdb
 import polars as pl
 
 from pipeline.months import Month
+from pipeline.warnings import state
 from pipeline.warnings.burden import (
+    _SQL_SUMS,
+    MEASURE_COLUMNS,
     burden_as_of_sql,
     burden_history,
     per_export_sql,
+    store_year_to_date,
 )
 from pipeline.warnings.rules import flag, identities_by_month
 
@@ -37,35 +41,57 @@ WARNING_SCHEMA: dict[str, pl.DataType] = {
 WARNING_COLUMNS = list(WARNING_SCHEMA)[:-2]  # the mart's columns (not rural, insutype)
 
 
+def people_sql(con: duckdb.DuckDBPyConnection, persons: pl.Series | None = None) -> pl.DataFrame:
+    """The registry's columns the rules need — psn_no, hh_id, admdvs, insutype, rural and
+    hh_size (the household's members in the registry; null without a household) — for
+    ``persons`` and every member of their households (None: the whole registry), read in
+    DuckDB: a province's registry is not copied out for a few thousand persons."""
+    columns = "p.psn_no, p.hh_id, p.insuplc_admdvs as admdvs, p.insutype, p.rural"
+    sizes = """
+        left join (
+            select hh_id, count(*) as hh_size from ref_persons
+            where hh_id is not null group by hh_id
+        ) s using (hh_id)
+    """
+    if persons is None:
+        return con.sql(f"select {columns}, s.hh_size from ref_persons p {sizes}").pl()
+    con.register("_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    try:
+        return con.sql(
+            f"""
+            with w as (select * from ref_persons semi join _wanted using (psn_no)),
+            hh as (select distinct hh_id from w where hh_id is not null)
+            select {columns}, s.hh_size
+            from ref_persons p {sizes}
+            where p.psn_no in (select psn_no from w) or p.hh_id in (select hh_id from hh)
+            """
+        ).pl()
+    finally:
+        con.unregister("_wanted")
+
+
 def compute_warnings(
-    con: duckdb.DuckDBPyConnection, m: Month, registry: pl.DataFrame, rules: pl.DataFrame
+    con: duckdb.DuckDBPyConnection, m: Month, rules: pl.DataFrame, *, store: bool = False
 ) -> pl.DataFrame:
-    """The month's warnings: one row per person and warning type, sorted by psn_no."""
-    months = Month(m.year, 1).through(m)
-    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
-    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
-    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
-        hh_size, on="hh_id", how="left"
-    )
-    # Sums per person (and per export month for the replay) are taken inside DuckDB.
-    # A person whose every measure is at most the lowest threshold is flagged by no person
-    # rule: those stay in DuckDB (household rules need every member's burden).
+    """The month's warnings: one row per person and warning type, sorted by psn_no.
+
+    ``store``: keep the running totals and first flags through ``m`` for the next month
+    (``state.py``; the month's run does, inside its transaction). Without it nothing is
+    written (read-only connections).
+    """
+    # Sums per person are taken inside DuckDB. With person rules only, a person whose every
+    # measure is at most the lowest threshold is flagged by no rule: those stay in DuckDB
+    # (household rules need every member's burden).
     lowest = rules["threshold_fen"].min() if rules.height else None
     person_rules = lowest is not None and (rules["unit"] == "person").all()
-    burden = burden_as_of_sql(con, m, int(lowest) if person_rules else None)
+    above = int(lowest) if person_rules else None
+    burden = store_year_to_date(con, m, above) if store else burden_as_of_sql(con, m, above)
+    people = people_sql(con, burden["psn_no"] if person_rules else None)
+    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
     now = flag(burden, people, identities_by_month(identities, [m]), rules)
+    first = _first_flags(con, m, now, people, identities, rules, store=store)
     if now.height == 0:
         return pl.DataFrame(schema=WARNING_SCHEMA)
-    # first_month: replay the months of the year for the persons warned now (and, for
-    # household rules, the members of their households).
-    replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
-    history = flag(
-        burden_history(None, replay, m, per_export_sql(con, replay, m)),
-        people,
-        identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
-        rules,
-    )
-    first = history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
     return (
         now.join(first, on=["psn_no", "warning_type"], how="left")
         .with_columns(
@@ -79,6 +105,127 @@ def compute_warnings(
         .select(*WARNING_SCHEMA)
         .sort("psn_no", "warning_type")
     )
+
+
+def _first_flags(
+    con: duckdb.DuckDBPyConnection,
+    m: Month,
+    now: pl.DataFrame,
+    people: pl.DataFrame,
+    identities: pl.DataFrame,
+    rules: pl.DataFrame,
+    *,
+    store: bool,
+) -> pl.DataFrame:
+    """(psn_no, warning_type, first_month) for the flags of ``now``: the first month of the
+    year each was flagged. From the stored first flags through the month before when they
+    still hold; else the year's flags are computed again (and stored when ``store``)."""
+    keys = now.select("psn_no", "warning_type").unique()
+    prev = m.plus(-1)
+    if m.month == 1:
+        stored = pl.DataFrame(schema=_FIRST_SCHEMA)
+    elif state.valid(con, "first", prev, state.first_fingerprint(con, prev, rules)):
+        stored = con.execute(
+            "select psn_no, warning_type, first_month from state_first where through_month = ?",
+            [str(prev)],
+        ).pl()
+    elif (rules["unit"] == "person").all():
+        stored = None  # the year's flags, from cumulative sums per export month (below)
+    else:
+        # Household rules: replay the year for the households warned now (no store).
+        if store:
+            state.replace(con, "first", m, None)
+        return _replay(con, m, now, people, identities, rules)
+    if stored is None:
+        year = _year_flags(con, m, identities, rules)
+        firsts = year.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
+    else:
+        firsts = pl.concat(
+            [
+                stored.cast(_FIRST_SCHEMA),
+                keys.join(stored, on=["psn_no", "warning_type"], how="anti").with_columns(
+                    pl.lit(str(m)).alias("first_month")
+                ),
+            ]
+        )
+    if store:
+        state.replace(con, "first", m, state.first_fingerprint(con, m, rules))
+        con.register("_firsts", firsts.to_arrow())
+        try:
+            con.execute(
+                "insert into state_first select $m, psn_no, warning_type, first_month from _firsts",
+                {"m": str(m)},
+            )
+        finally:
+            con.unregister("_firsts")
+    return keys.join(firsts, on=["psn_no", "warning_type"], how="left")
+
+
+_FIRST_SCHEMA = {"psn_no": pl.String, "warning_type": pl.String, "first_month": pl.String}
+
+
+def _year_flags(
+    con: duckdb.DuckDBPyConnection, m: Month, identities: pl.DataFrame, rules: pl.DataFrame
+) -> pl.DataFrame:
+    """Every person rule's flags in every month of the year up to ``m``: the cumulative sums
+    per export month (in DuckDB), for the persons and months where some measure is over the
+    lowest threshold (no rule flags the others)."""
+    lowest = int(rules["threshold_fen"].min())
+    cums = ", ".join(f"sum({c}) over w as {c}" for c in MEASURE_COLUMNS)
+    burden = con.execute(
+        f"""
+        with per_export as (
+            select psn_no, cast(substr(export_month, 6, 2) as integer) as k, {_SQL_SUMS}
+            from stg_settlements
+            where status = 'loaded' and export_month between $jan and $month
+              and cost_year = $year
+            group by psn_no, export_month
+        ),
+        cum as (
+            select psn_no, k, lead(k) over (partition by psn_no order by k) as next_k, {cums}
+            from per_export
+            window w as (partition by psn_no order by k rows unbounded preceding)
+        ),
+        over as (
+            select * from cum where greatest({", ".join(MEASURE_COLUMNS)}) > $lowest
+        )
+        select psn_no, printf('%d-%02d', $year, mm) as m, {", ".join(MEASURE_COLUMNS)}
+        from over, unnest(range(k, coalesce(next_k, $end))) as t(mm)
+        """,
+        {
+            "jan": str(Month(m.year, 1)),
+            "month": str(m),
+            "year": m.year,
+            "lowest": lowest,
+            "end": m.month + 1,
+        },
+    ).pl()
+    months = Month(m.year, 1).through(m)
+    people = people_sql(con, burden["psn_no"].unique())
+    return flag(burden, people, identities_by_month(identities, months), rules)
+
+
+def _replay(
+    con: duckdb.DuckDBPyConnection,
+    m: Month,
+    now: pl.DataFrame,
+    people: pl.DataFrame,
+    identities: pl.DataFrame,
+    rules: pl.DataFrame,
+) -> pl.DataFrame:
+    """first_month by replaying the months of the year for the persons warned now and the
+    members of their households (household rules sum them)."""
+    months = Month(m.year, 1).through(m)
+    replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
+    if now.height == 0:
+        replay = replay.clear()
+    history = flag(
+        burden_history(None, replay, m, per_export_sql(con, replay, m)),
+        people,
+        identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
+        rules,
+    )
+    return history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
 
 
 def warning_id_expr() -> pl.Expr:

@@ -37,7 +37,7 @@ from pipeline.money import fen_text
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.warnings.burden import BURDEN_MEASURES, burden_as_of
-from pipeline.warnings.compute import warning_id_expr
+from pipeline.warnings.compute import people_sql, warning_id_expr
 from pipeline.warnings.rules import (
     evaluate,
     identities_by_month,
@@ -257,14 +257,17 @@ def explain(
 ) -> Explanation:
     """Verdicts of every rule of their region in ``m`` for ``persons`` (set-based).
 
-    ``registry``: psn_no, hh_id, admdvs, insutype, rural (the registry in force for m);
+    ``registry``: psn_no, hh_id, admdvs, insutype, rural (the registry in force for m, or
+    the part of it holding ``persons``' households with their sizes: ``people_sql``);
     ``identities``: psn_no, identity, begin_date, end_date; ``rules``: ``resolve_rules``
     rows (any months; those of m are used); ``citations``: :func:`rule_citations`.
     """
-    hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
-    people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
-        hh_size, on="hh_id", how="left"
-    )
+    people = registry
+    if "hh_size" not in registry.columns:
+        hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
+        people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
+            hh_size, on="hh_id", how="left"
+        )
     wanted = people.filter(pl.col("psn_no").is_in(persons.implode()))
     # Household rules sum every member's burden: explain them with their households.
     members = people.filter(pl.col("hh_id").is_in(wanted["hh_id"].implode()))
@@ -307,14 +310,14 @@ def explain_warnings(
     con: duckdb.DuckDBPyConnection,
     m: Month,
     warnings: pl.DataFrame,
-    registry: pl.DataFrame,
     rules: pl.DataFrame,
     policies: PolicySet,
 ) -> Explanation:
     """The explanation of every warned person of the month (the reports' "why")."""
     identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    persons = warnings["psn_no"].unique()
     return explain(
-        con, m, warnings["psn_no"].unique(), registry, identities, rules, rule_citations(policies)
+        con, m, persons, people_sql(con, persons), identities, rules, rule_citations(policies)
     )
 
 

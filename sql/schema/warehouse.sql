@@ -312,3 +312,30 @@ create table if not exists mart_assistance (
     status varchar not null,            -- under | over | ok | not_computed (tolerance 1 fen)
     reason varchar
 );
+
+-- Running totals kept from month to month (pipeline/warnings/state.py): every person's burden
+-- measures as of a month, and every (person, warning type) flagged in the year so far with its
+-- first month. A store is used for the next month only when its fingerprint (what it was
+-- computed from) still holds; only the latest two months are kept.
+create table if not exists state_burden (
+    through_month varchar not null,
+    psn_no varchar not null,
+    burden__after_insurance bigint,
+    burden__after_insurance_and_assistance bigint,
+    burden__after_insurance_in_catalogue bigint,
+    burden__after_insurance_and_assistance_in_catalogue bigint
+);
+
+create table if not exists state_first (
+    through_month varchar not null,
+    psn_no varchar not null,
+    warning_type varchar not null,
+    first_month varchar not null
+);
+
+create table if not exists state_meta (
+    kind varchar not null,              -- burden | first
+    through_month varchar not null,
+    fingerprint varchar not null,
+    primary key (kind, through_month)
+);

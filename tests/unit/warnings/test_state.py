@@ -1,0 +1,172 @@
+"""Running totals kept from month to month (pipeline/warnings/state.py): a month's burden and
+first flags from the stores through the month before give the same warnings as the year's
+rows, and a store is not used once what it was computed from has changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.months import Month
+from pipeline.policy.load import PolicySet
+from pipeline.run import compute_month
+from pipeline.settings import Settings
+from pipeline.store.warehouse import connect
+from pipeline.warnings import state
+from pipeline.warnings.burden import _FULL_YEAR, _INCREMENT, burden_as_of_sql, year_to_date_sql
+from pipeline.warnings.compute import _replay, compute_warnings, people_sql
+from pipeline.warnings.rules import flag, identities_by_month, resolve_rules
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "jining-hebei-2024"
+JUN, MAY = Month(2024, 6), Month(2024, 5)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    """The example's months 1–6 run one after the other, gates off (each month from the
+    stores of the month before)."""
+    work = tmp_path_factory.mktemp("state")
+    shutil.copytree(FIXTURE / "landing", work / "landing")
+    settings = Settings(
+        landing=work / "landing", db=work / "w.duckdb", outbox=work / "outbox", quiet=True
+    )
+    before = os.environ.get("POVWATCH_QUALITY")
+    os.environ["POVWATCH_QUALITY"] = "off"
+    try:
+        for m in Month(2024, 1).through(JUN):
+            compute_month(m, settings)
+    finally:
+        if before is None:
+            os.environ.pop("POVWATCH_QUALITY")
+        else:
+            os.environ["POVWATCH_QUALITY"] = before
+    return work / "w.duckdb"
+
+
+def _rules(con, m: Month) -> pl.DataFrame:
+    income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
+    regions = con.sql("select distinct insuplc_admdvs as admdvs from ref_persons").pl()
+    months = pl.DataFrame({"m": [str(x) for x in Month(m.year, 1).through(m)]})
+    return resolve_rules(PolicySet.load(()), regions.join(months, how="cross"), income)
+
+
+def test_only_the_latest_two_months_are_kept_and_valid(warehouse):
+    con = connect(warehouse, read_only=True)
+    kept = con.sql("select kind, through_month from state_meta order by all").fetchall()
+    assert kept == [("burden", "2024-05"), ("burden", "2024-06"), ("first", "2024-05"),
+                    ("first", "2024-06")]  # fmt: skip
+    months = con.sql("select distinct through_month from state_burden order by 1").fetchall()
+    assert months == [("2024-05",), ("2024-06",)]
+    # June's run found May's stores valid: it read May's totals and June's rows only
+    assert state.valid(con, "burden", MAY, state.staged_fingerprint(con, MAY))
+    assert state.valid(con, "first", MAY, state.first_fingerprint(con, MAY, _rules(con, JUN)))
+    assert year_to_date_sql(con, JUN)[0] == _INCREMENT
+
+
+def test_running_totals_equal_the_years_rows(warehouse):
+    con = connect(warehouse, read_only=True)
+    stored = con.sql(
+        "select * exclude (through_month) from state_burden where through_month = '2024-06'"
+    ).pl()
+    full = con.execute(_FULL_YEAR, {"month": "2024-06", "year": 2024}).pl()
+    assert stored.height > 0
+    assert stored.sort("psn_no").equals(full.sort("psn_no"))
+    # the incremental sums (May's totals + June's rows) are June's, to the fen
+    assert burden_as_of_sql(con, JUN).drop("m").sort("psn_no").equals(full.sort("psn_no"))
+
+
+def test_first_flags_from_the_store_equal_the_replay_and_the_years_flags(warehouse, tmp_path):
+    con = connect(warehouse, read_only=True)
+    rules = _rules(con, JUN)
+    from_store = compute_warnings(con, JUN, rules)
+    assert set(from_store["status"]) == {"new", "continuing"}
+    assert (from_store["first_month"] < "2024-06").sum() > 0
+    # the replay of the year for the persons warned now (the former way)
+    now = from_store.select("psn_no", "warning_type")
+    people = people_sql(con)
+    idents = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    replayed = _replay(con, JUN, from_store, people, idents, rules)
+    assert (
+        now.join(replayed, on=["psn_no", "warning_type"], how="left")
+        .sort("psn_no", "warning_type")["first_month"]
+        .to_list()
+        == from_store["first_month"].to_list()
+    )
+    # without valid stores (their fingerprints no longer match): the year's rows, same result
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, copy)
+    rw = connect(copy)
+    rw.execute("update state_meta set fingerprint = 'stale'")
+    assert year_to_date_sql(rw, JUN)[0] == _FULL_YEAR
+    assert compute_warnings(rw, JUN, rules).equals(from_store)
+    assert compute_warnings(rw, JUN, rules, store=True).equals(from_store)
+    # ... and the stores written then are valid again for July
+    assert state.valid(rw, "burden", JUN, state.staged_fingerprint(rw, JUN))
+    july = rw.sql("select count(*) from state_first where through_month = '2024-06'").fetchone()
+    assert (
+        july[0]
+        == con.sql("select count(*) from state_first where through_month = '2024-06'").fetchone()[0]
+    )
+
+
+def test_a_restaged_earlier_month_invalidates_the_stores(warehouse, tmp_path):
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, copy)
+    con = connect(copy)
+    rules = _rules(con, JUN)
+    # a late file for March restages March and later: its inputs digest changes
+    con.execute("update stg_state set inputs_digest = 'changed' where export_month = '2024-03'")
+    assert not state.valid(con, "burden", MAY, state.staged_fingerprint(con, MAY))
+    assert not state.valid(con, "first", MAY, state.first_fingerprint(con, MAY, rules))
+    assert year_to_date_sql(con, JUN)[0] == _FULL_YEAR
+
+
+def test_first_fingerprint_follows_the_rules_and_the_reference(warehouse):
+    con = connect(warehouse, read_only=True)
+    rules = _rules(con, JUN)
+    base = state.first_fingerprint(con, MAY, rules)
+    # the rules of June are not part of May's flags
+    assert state.first_fingerprint(con, MAY, rules.filter(pl.col("m") <= "2024-05")) == base
+    raised = rules.with_columns(
+        pl.when(pl.col("m") == "2024-02")
+        .then(pl.col("threshold_fen") + 1)
+        .otherwise(pl.col("threshold_fen"))
+        .alias("threshold_fen")
+    )
+    assert state.first_fingerprint(con, MAY, raised) != base
+
+
+def test_a_january_starts_the_year_without_stores(warehouse):
+    con = connect(warehouse, read_only=True)
+    assert year_to_date_sql(con, Month(2024, 1))[0] == _FULL_YEAR
+
+
+def test_year_flags_pin_the_months_without_rows(warehouse):
+    """A person flagged in a month keeps the burden of their last export month in the months
+    that follow without rows: the year's flags equal a flag of each month's year to date."""
+    from pipeline.warnings.compute import _year_flags
+
+    con = connect(warehouse, read_only=True)
+    rules = _rules(con, JUN)
+    idents = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    year = _year_flags(con, JUN, idents, rules).select("psn_no", "m", "warning_type")
+    months = Month(2024, 1).through(JUN)
+    each = pl.concat(
+        [
+            flag(
+                con.execute(_FULL_YEAR, {"month": str(x), "year": 2024})
+                .pl()
+                .with_columns(pl.lit(str(x)).alias("m")),
+                people_sql(con),
+                identities_by_month(idents, [x]),
+                rules,
+            ).select("psn_no", "m", "warning_type")
+            for x in months
+        ]
+    )
+    assert year.height > 0
+    assert year.sort(pl.all()).equals(each.sort(pl.all()))
