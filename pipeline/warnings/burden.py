@@ -123,13 +123,18 @@ def store_year_to_date(
     from pipeline.warnings import state
 
     query, params = year_to_date_sql(con, month)
-    con.execute(f"create or replace temp table _ytd as {query}", params)
+    # (replace keeps the month before's totals, which the incremental query reads)
     state.replace(con, "burden", month, state.staged_fingerprint(con, month))
-    con.execute("insert into state_burden select $m, * from _ytd", {"m": str(month)})
-    try:
-        return _above(con, "_ytd", {}, month, above_fen)
-    finally:
-        con.execute("drop table _ytd")
+    con.execute(
+        f"insert into state_burden select $m, * from ({query})", {**params, "m": str(month)}
+    )
+    return _above(
+        con,
+        "(select * exclude (through_month) from state_burden where through_month = $m)",
+        {},
+        month,
+        above_fen,
+    )
 
 
 def per_export_sql(

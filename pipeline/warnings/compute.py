@@ -8,6 +8,7 @@ import polars as pl
 from pipeline.months import Month
 from pipeline.warnings import state
 from pipeline.warnings.burden import (
+    _SQL_MEASURES,
     _SQL_SUMS,
     MEASURE_COLUMNS,
     burden_as_of_sql,
@@ -41,31 +42,53 @@ WARNING_SCHEMA: dict[str, pl.DataType] = {
 WARNING_COLUMNS = list(WARNING_SCHEMA)[:-2]  # the mart's columns (not rural, insutype)
 
 
-def people_sql(con: duckdb.DuckDBPyConnection, persons: pl.Series | None = None) -> pl.DataFrame:
+def people_sql(
+    con: duckdb.DuckDBPyConnection,
+    persons: pl.Series | None = None,
+    *,
+    households: bool = False,
+) -> pl.DataFrame:
     """The registry's columns the rules need — psn_no, hh_id, admdvs, insutype, rural and
     hh_size (the household's members in the registry; null without a household) — for
-    ``persons`` and every member of their households (None: the whole registry), read in
-    DuckDB: a province's registry is not copied out for a few thousand persons."""
-    columns = "p.psn_no, p.hh_id, p.insuplc_admdvs as admdvs, p.insutype, p.rural"
-    sizes = """
-        left join (
-            select hh_id, count(*) as hh_size from ref_persons
-            where hh_id is not null group by hh_id
-        ) s using (hh_id)
-    """
+    ``persons`` (None: the whole registry), and with ``households`` for every member of
+    their households too. Read in DuckDB: a province's registry is not copied out for a few
+    thousand persons."""
+    columns = "psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural"
     if persons is None:
-        return con.sql(f"select {columns}, s.hh_size from ref_persons p {sizes}").pl()
-    con.register("_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
-    try:
         return con.sql(
             f"""
-            with w as (select * from ref_persons semi join _wanted using (psn_no)),
-            hh as (select distinct hh_id from w where hh_id is not null)
-            select {columns}, s.hh_size
-            from ref_persons p {sizes}
-            where p.psn_no in (select psn_no from w) or p.hh_id in (select hh_id from hh)
+            select {columns}, s.hh_size from ref_persons
+            left join (
+                select hh_id, count(*) as hh_size from ref_persons
+                where hh_id is not null group by hh_id
+            ) s using (hh_id)
             """
         ).pl()
+    con.register("_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    if households:  # every member of the households: their count is the household's size
+        query = f"""
+            with hh as (
+                select distinct hh_id from ref_persons semi join _wanted using (psn_no)
+                where hh_id is not null
+            ),
+            p as (
+                select {columns} from ref_persons
+                where psn_no in (select psn_no from _wanted) or hh_id in (select hh_id from hh)
+            )
+            select p.*, s.hh_size from p left join (
+                select hh_id, count(*) as hh_size from p where hh_id is not null group by hh_id
+            ) s using (hh_id)
+        """
+    else:
+        query = f"""
+            with p as (select {columns} from ref_persons semi join _wanted using (psn_no))
+            select p.*, s.hh_size from p left join (
+                select hh_id, count(*) as hh_size from ref_persons
+                where hh_id in (select hh_id from p) group by hh_id
+            ) s using (hh_id)
+        """
+    try:
+        return con.sql(query).pl()
     finally:
         con.unregister("_wanted")
 
@@ -129,6 +152,8 @@ def _first_flags(
             "select psn_no, warning_type, first_month from state_first where through_month = ?",
             [str(prev)],
         ).pl()
+    elif rules.height == 0:
+        stored = pl.DataFrame(schema=_FIRST_SCHEMA)  # no rule, no flag
     elif (rules["unit"] == "person").all():
         stored = None  # the year's flags, from cumulative sums per export month (below)
     else:
@@ -172,13 +197,24 @@ def _year_flags(
     lowest threshold (no rule flags the others)."""
     lowest = int(rules["threshold_fen"].min())
     cums = ", ".join(f"sum({c}) over w as {c}" for c in MEASURE_COLUMNS)
+    bounds = ", ".join(f"sum(greatest({e}, 0))" for e in _SQL_MEASURES.values())
     burden = con.execute(
         f"""
-        with per_export as (
-            select psn_no, cast(substr(export_month, 6, 2) as integer) as k, {_SQL_SUMS}
+        with year_rows as not materialized (
+            select psn_no, export_month, psn_part_amt, maf_pay, fulamt_ownpay_amt
             from stg_settlements
             where status = 'loaded' and export_month between $jan and $month
               and cost_year = $year
+        ),
+        -- a year to date is at most the sum of the person's positive amounts: the persons
+        -- whose every such bound is at most the lowest threshold are never flagged
+        bounded as (
+            select psn_no from year_rows group by psn_no
+            having greatest({bounds}) > $lowest
+        ),
+        per_export as (
+            select psn_no, cast(substr(export_month, 6, 2) as integer) as k, {_SQL_SUMS}
+            from year_rows semi join bounded using (psn_no)
             group by psn_no, export_month
         ),
         cum as (
@@ -201,8 +237,9 @@ def _year_flags(
         },
     ).pl()
     months = Month(m.year, 1).through(m)
-    people = people_sql(con, burden["psn_no"].unique())
-    return flag(burden, people, identities_by_month(identities, months), rules)
+    persons = burden["psn_no"].unique()
+    mine = identities.filter(pl.col("psn_no").is_in(persons.implode()))
+    return flag(burden, people_sql(con, persons), identities_by_month(mine, months), rules)
 
 
 def _replay(

@@ -317,7 +317,13 @@ def explain_warnings(
     identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
     persons = warnings["psn_no"].unique()
     return explain(
-        con, m, persons, people_sql(con, persons), identities, rules, rule_citations(policies)
+        con,
+        m,
+        persons,
+        people_sql(con, persons, households=True),
+        identities,
+        rules,
+        rule_citations(policies),
     )
 
 

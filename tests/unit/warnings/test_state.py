@@ -170,3 +170,54 @@ def test_year_flags_pin_the_months_without_rows(warehouse):
     )
     assert year.height > 0
     assert year.sort(pl.all()).equals(each.sort(pl.all()))
+
+
+def test_people_of_some_persons_carry_their_households_sizes(warehouse):
+    con = connect(warehouse, read_only=True)
+    every = people_sql(con)
+    sizes = every.group_by("hh_id").len()
+    big = sizes.filter(pl.col("hh_id").is_not_null() & (pl.col("len") > 1))["hh_id"][0]
+    member = every.filter(pl.col("hh_id") == big)["psn_no"].sort()[0]
+    alone = every.filter(pl.col("hh_id").is_null())["psn_no"].to_list()[:1]
+    wanted = pl.Series([member, *alone])
+    some = people_sql(con, wanted).sort("psn_no")
+    assert some.equals(every.filter(pl.col("psn_no").is_in(wanted.implode())).sort("psn_no"))
+    assert (
+        some.filter(pl.col("psn_no") == member)["hh_size"].item()
+        == sizes.filter(pl.col("hh_id") == big)["len"].item()
+    )
+    # with households: every member of the person's household, with the same size
+    members = people_sql(con, wanted, households=True).sort("psn_no")
+    assert members.equals(
+        every.filter(pl.col("psn_no").is_in(wanted.implode()) | (pl.col("hh_id") == big)).sort(
+            "psn_no"
+        )
+    )
+
+
+def test_year_flags_keep_a_month_over_the_line_that_a_later_reversal_undoes(warehouse, tmp_path):
+    """The year's flags skip only persons whose positive amounts alone never pass the lowest
+    threshold: one over it in February and reversed to almost nothing in March is flagged
+    in February (first_month) though the year's total is far below."""
+    from pipeline.warnings.compute import _year_flags
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, copy)
+    con = connect(copy)
+    rules = _rules(con, JUN)
+    top = int(rules["threshold_fen"].max())
+    con.execute(
+        "insert into ref_persons select 'ZZ0001', certno, psn_name, gend, brdy, 'ZZH1', "
+        "insuplc_admdvs, insutype, rural, source_file, source_row from ref_persons "
+        "where psn_no = (select min(psn_no) from ref_persons)"
+    )
+    con.executemany(
+        "insert into stg_settlements (psn_no, export_month, source_file, source_row, cost_year, "
+        "psn_part_amt, maf_pay, fulamt_ownpay_amt, status) "
+        "values ('ZZ0001', ?, 'z.csv', ?, 2024, ?, 0, 0, 'loaded')",
+        [["2024-02", 1, top + 1], ["2024-03", 2, -top]],
+    )
+    idents = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    mine = _year_flags(con, JUN, idents, rules).filter(pl.col("psn_no") == "ZZ0001")
+    assert set(mine["m"]) == {"2024-02"}  # 1 fen over the highest line, then reversed
+    assert mine["burden_ytd_fen"].unique().to_list() == [top + 1]
