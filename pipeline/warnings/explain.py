@@ -257,20 +257,14 @@ def explain(
 ) -> Explanation:
     """Verdicts of every rule of their region in ``m`` for ``persons`` (set-based).
 
-    ``registry``: psn_no, hh_id, admdvs, insutype, rural (the registry in force for m, or
-    the part of it holding ``persons``' households with their sizes: ``people_sql``);
+    ``registry``: psn_no, hh_id, admdvs, insutype, rural, hh_size of ``persons`` and their
+    households' members in the registry in force for m (``people_sql``);
     ``identities``: psn_no, identity, begin_date, end_date; ``rules``: ``resolve_rules``
     rows (any months; those of m are used); ``citations``: :func:`rule_citations`.
     """
-    people = registry
-    if "hh_size" not in registry.columns:
-        hh_size = registry.group_by("hh_id").agg(pl.len().cast(pl.Int64).alias("hh_size"))
-        people = registry.select("psn_no", "hh_id", "admdvs", "insutype", "rural").join(
-            hh_size, on="hh_id", how="left"
-        )
-    wanted = people.filter(pl.col("psn_no").is_in(persons.implode()))
+    wanted = registry.filter(pl.col("psn_no").is_in(persons.implode()))
     # Household rules sum every member's burden: explain them with their households.
-    members = people.filter(pl.col("hh_id").is_in(wanted["hh_id"].implode()))
+    members = registry.filter(pl.col("hh_id").is_in(wanted["hh_id"].implode()))
     settlements = counted_settlements(con, m, members["psn_no"])
     burden = burden_as_of(settlements, m)
     all_burden = (
@@ -366,15 +360,12 @@ def explain_person(
     try:
         require_run(con, db, m)
         ref = _reference(landing, m, con)
-        registry = ref.sql(
-            "select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural from ref_persons"
-        ).pl()
+        registry = people_sql(ref, pl.Series([psn_no]), households=True)
         person = registry.filter(pl.col("psn_no") == psn_no)
         if person.height == 0:
             raise PovwatchError(
                 f"--psn: the person number given is not in the registry in force for {m}"
             )
-        registry = registry.filter(pl.col("hh_id") == person["hh_id"][0])
         identities = ref.sql(
             "select psn_no, identity, begin_date, end_date from ref_identities"
         ).pl()
