@@ -12,11 +12,18 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from pipeline.assistance.entitlement import ENTITLEMENT_SCHEMA, entitlements_for_month
+from pipeline.assistance.entitlement import (
+    ENTITLEMENT_SCHEMA,
+    Terms,
+    entitlements_for_month,
+    month_terms,
+    newly_held,
+)
 from pipeline.labels import ASSISTANCE_COLUMNS, ASSISTANCE_STATUSES, COUNTIES
 from pipeline.money import fen_text, yuan
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
+from pipeline.warnings import state
 
 TOLERANCE_FEN = 1
 MART_COLUMNS = [*ENTITLEMENT_SCHEMA, "status"]
@@ -45,14 +52,72 @@ def audit(entitlements: pl.DataFrame) -> pl.DataFrame:
 def store_assistance(
     con: duckdb.DuckDBPyConnection, month: Month, policies: PolicySet
 ) -> pl.DataFrame:
-    """Compute the month's entitlements and audit, replace the month in mart_assistance."""
-    frame = audit(entitlements_for_month(con, month, policies))
-    con.execute("delete from mart_assistance where month = ?", [str(month)])
-    if frame.height:
-        con.register("a_batch", frame.to_arrow())
-        con.execute("insert into mart_assistance by name select * from a_batch")
-        con.unregister("a_batch")
+    """Compute the month's entitlements and audit, replace the month in mart_assistance.
+
+    A person's row as of M differs from theirs as of M − 1 only when they have rows loaded
+    from M's export or an identity of theirs takes effect within M (the year, the terms and
+    everything loaded earlier being the same). So when the month before's rows were computed
+    from the same staged months, reference tables and terms (``state_meta`` kind
+    ``assistance``), only those persons are computed and the others' rows carried over;
+    otherwise everyone is computed. The rows are the same either way (tests compare them).
+    """
+    terms = month_terms(con, month, policies)
+    prev = month.plus(-1)
+    carried = month.month > 1 and state.valid(
+        con, "assistance", prev, _fingerprint(con, prev, terms)
+    )
+    if carried:
+        affected = pl.concat(
+            [
+                con.execute(
+                    "select distinct psn_no from stg_settlements "
+                    "where export_month = ? and status = 'loaded'",
+                    [str(month)],
+                ).pl(),
+                newly_held(con, month, terms),
+            ]
+        ).unique()
+        con.register("a_affected", affected.to_arrow())
+        try:
+            fresh = audit(entitlements_for_month(con, month, policies, terms, "a_affected"))
+            con.register("a_batch", fresh.to_arrow())
+            con.execute("delete from mart_assistance where month = ?", [str(month)])
+            con.execute(
+                """
+                insert into mart_assistance by name
+                select * from (
+                    select * replace (?::varchar as month) from mart_assistance
+                    where month = ? and psn_no not in (select psn_no from a_affected)
+                    union all by name
+                    select * from a_batch
+                ) order by psn_no
+                """,
+                [str(month), str(prev)],
+            )
+        finally:
+            con.unregister("a_affected")
+            con.unregister("a_batch")
+        cols = ", ".join(MART_COLUMNS)
+        frame = con.execute(
+            f"select {cols} from mart_assistance where month = ? order by psn_no", [str(month)]
+        ).pl()
+        frame = frame.cast(fresh.schema)  # type: ignore[arg-type]
+    else:
+        frame = audit(entitlements_for_month(con, month, policies, terms))
+        con.execute("delete from mart_assistance where month = ?", [str(month)])
+        if frame.height:
+            con.register("a_batch", frame.to_arrow())
+            con.execute("insert into mart_assistance by name select * from a_batch")
+            con.unregister("a_batch")
+    state.record(con, "assistance", month, _fingerprint(con, month, terms))
     return frame
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, through: Month, terms: Terms) -> str:
+    """What mart_assistance's rows through ``through`` were computed from (with ``terms``)."""
+    ref = con.execute("select inputs_digest from ref_state order by 1").fetchall()
+    digest = state.terms_digest(terms.regions, terms.categories, terms.rules, terms.tiers)
+    return state.fingerprint([state.staged_fingerprint(con, through), ref, digest])
 
 
 def by_county(frame: pl.DataFrame) -> pl.DataFrame:

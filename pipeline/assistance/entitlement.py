@@ -379,18 +379,22 @@ def effective_identities(identities: pl.DataFrame, registry: pl.DataFrame, terms
 # --- the computation ----------------------------------------------------------------------------
 
 
-def settlement_rows(con: duckdb.DuckDBPyConnection, month: Month, from_year: int) -> pl.DataFrame:
+def settlement_rows(
+    con: duckdb.DuckDBPyConnection, month: Month, from_year: int, persons: str | None = None
+) -> pl.DataFrame:
     """Loaded rows of the data as of ``month`` whose cost year is ``from_year``..M's year,
     of the persons the audit can concern: every row of an identity holder (their costs are
     attributed to a category), and of anyone else only the rows where assistance paid (the
-    rest add nothing to ``paid_fen``). The same result as all rows, at a fraction of them."""
+    rest add nothing to ``paid_fen``). The same result as all rows, at a fraction of them.
+    ``persons``: a registered table whose ``psn_no`` limits the rows to those persons."""
+    only = f"and psn_no in (select psn_no from {persons})" if persons else ""
     return con.execute(
-        """
+        f"""
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year between ? and ?
-          and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities))
+          and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities)) {only}
         """,
         [str(month), from_year, month.year],
     ).pl()
@@ -610,31 +614,63 @@ def _group_caps(items: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def month_terms(con: duckdb.DuckDBPyConnection, month: Month, policies: PolicySet) -> Terms:
+    """The assistance terms in force for ``month`` for every region of the registry."""
+    income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
+    regions = [r for (r,) in con.sql("select distinct insuplc_admdvs from ref_persons").fetchall()]
+    return resolve_terms(policies, sorted(regions), month, income)
+
+
 def entitlements_for_month(
-    con: duckdb.DuckDBPyConnection, month: Month, policies: PolicySet
+    con: duckdb.DuckDBPyConnection,
+    month: Month,
+    policies: PolicySet,
+    terms: Terms | None = None,
+    persons: str | None = None,
 ) -> pl.DataFrame:
     """The month's entitlement frame from the warehouse's staged data and reference tables.
 
-    The terms are resolved for every region of the registry; the registry rows read are
-    those of identity holders and of persons with settlement rows (the only ones the
-    computation joins), not a province's whole registry.
+    The terms are resolved for every region of the registry (unless given); the registry rows
+    read are those of identity holders and of persons with settlement rows (the only ones the
+    computation joins), not a province's whole registry. ``persons``: a registered table whose
+    ``psn_no`` limits the computation to those persons (each person's row depends only on
+    their own rows, identities and region: the same rows as the whole population's).
     """
-    income = con.sql("select admdvs, year, scope, amount_fen, published_on from ref_income").pl()
-    regions = [r for (r,) in con.sql("select distinct insuplc_admdvs from ref_persons").fetchall()]
-    terms = resolve_terms(policies, sorted(regions), month, income)
+    terms = terms or month_terms(con, month, policies)
     from_year = month.year - 1 if terms.needs_prior_year else month.year
-    rows = settlement_rows(con, month, from_year)
-    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    rows = settlement_rows(con, month, from_year, persons)
+    only = f"and psn_no in (select psn_no from {persons})" if persons else ""
+    identities = con.sql(
+        f"select psn_no, identity, begin_date, end_date from ref_identities where true {only}"
+    ).pl()
     con.register("ent_persons", rows.select("psn_no").unique().to_arrow())
     try:
         registry = con.sql(
-            """
+            f"""
             select psn_no, insuplc_admdvs as admdvs, brdy
             from ref_persons
-            where psn_no in (select psn_no from ref_identities)
-                or psn_no in (select psn_no from ent_persons)
+            where (psn_no in (select psn_no from ref_identities)
+                or psn_no in (select psn_no from ent_persons)) {only}
             """
         ).pl()
     finally:
         con.unregister("ent_persons")
     return compute_entitlements(rows, identities, registry, terms, month)
+
+
+def newly_held(con: duckdb.DuckDBPyConnection, month: Month, terms: Terms) -> pl.DataFrame:
+    """Persons (``psn_no``) an identity interval of whom takes effect within ``month``: the
+    only ones whose category held in the year can differ from the month before's without a
+    new settlement row (an interval's begin is the one bound of ``held`` that moves with M)."""
+    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    registry = con.sql(
+        "select psn_no, insuplc_admdvs as admdvs from ref_persons "
+        "where psn_no in (select psn_no from ref_identities)"
+    ).pl()
+    eff = effective_identities(identities, registry, terms)
+    first_day = month.plus(-1).last_day + dt.timedelta(days=1)
+    return (
+        eff.filter(pl.col("eff_begin").is_between(first_day, month.last_day))
+        .select("psn_no")
+        .unique()
+    )

@@ -35,7 +35,7 @@ def staged_fingerprint(con: duckdb.DuckDBPyConnection, through: Month) -> str:
         "order by export_month",
         [str(through)],
     ).fetchall()
-    return _sha([STATE_VERSION, code_version(), staged])
+    return fingerprint([STATE_VERSION, code_version(), staged])
 
 
 def first_fingerprint(con: duckdb.DuckDBPyConnection, through: Month, rules: pl.DataFrame) -> str:
@@ -45,10 +45,16 @@ def first_fingerprint(con: duckdb.DuckDBPyConnection, through: Month, rules: pl.
         json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
         for row in rules.filter(pl.col("m") <= str(through)).iter_rows(named=True)
     )
-    return _sha([staged_fingerprint(con, through), ref, in_force])
+    return fingerprint([staged_fingerprint(con, through), ref, in_force])
 
 
-def _sha(value: object) -> str:
+def terms_digest(*frames: pl.DataFrame) -> str:
+    """A digest of small frames' contents (a month's resolved policy terms)."""
+    return fingerprint([f.write_json() for f in frames])
+
+
+def fingerprint(value: object) -> str:
+    """The sha256 of a JSON-able value (dates as text)."""
     return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()
 
 
@@ -68,11 +74,18 @@ def valid(con: duckdb.DuckDBPyConnection, kind: str, through: Month, fingerprint
 def replace(con: duckdb.DuckDBPyConnection, kind: str, m: Month, fingerprint: str | None) -> None:
     """Record the ``kind`` store through ``m`` (None: there is none) and drop the stores
     older than the month before (a backfill of an earlier month keeps the later ones)."""
-    table = f"state_{kind}"
     keep_from = str(m.plus(-1))
     con.execute(
-        f"delete from {table} where through_month = ? or through_month < ?", [str(m), keep_from]
+        f"delete from state_{kind} where through_month = ? or through_month < ?",
+        [str(m), keep_from],
     )
+    record(con, kind, m, fingerprint)
+
+
+def record(con: duckdb.DuckDBPyConnection, kind: str, m: Month, fingerprint: str | None) -> None:
+    """Record what the ``kind`` store through ``m`` was computed from (None: there is none),
+    forgetting the records older than the month before."""
+    keep_from = str(m.plus(-1))
     con.execute(
         "delete from state_meta where kind = ? and (through_month = ? or through_month < ?)",
         [kind, str(m), keep_from],

@@ -334,7 +334,7 @@ create table if not exists state_first (
 );
 
 create table if not exists state_meta (
-    kind varchar not null,              -- burden | first
+    kind varchar not null,              -- burden | first | assistance (the store: mart_assistance)
     through_month varchar not null,
     fingerprint varchar not null,
     primary key (kind, through_month)

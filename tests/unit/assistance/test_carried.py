@@ -1,0 +1,148 @@
+"""The assistance audit carried from month to month (pipeline/assistance/audit.py,
+store_assistance): a month whose month-before rows still hold computes only the persons with
+new rows or an identity taking effect in the month, and its rows equal everyone's computed
+afresh from the year's rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.assistance.audit import MART_COLUMNS, _fingerprint, audit, store_assistance
+from pipeline.assistance.entitlement import entitlements_for_month, month_terms, newly_held
+from pipeline.months import Month
+from pipeline.policy.load import PolicySet
+from pipeline.run import compute_month
+from pipeline.settings import Settings
+from pipeline.store.warehouse import connect
+from pipeline.warnings import state
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "jining-hebei-2024"
+JUN, MAY = Month(2024, 6), Month(2024, 5)
+# Two Jining (370812 兖州区) persons with rows in January–May and none in June's
+# export, given an identity in the test's copy of the landing folder (Jining's document has
+# no report-day rule: an identity counts from its begin date):
+# - P3700002721 特困 from 3 May: held in May already;
+# - P3700001343 低保 from 10 June: held from June, with no June row of theirs.
+NEW_IDENTITIES = (
+    "370812200910187214,tekun,2024-05-03,,civil_affairs\n"
+    "370812196511173430,dibao,2024-06-10,,civil_affairs\n"
+)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    """The example's months 1–6 with the two identities above, run one after the other."""
+    work = tmp_path_factory.mktemp("carried")
+    shutil.copytree(FIXTURE / "landing", work / "landing")
+    with (work / "landing" / "identities" / "identities.csv").open("a", encoding="utf-8") as f:
+        f.write(NEW_IDENTITIES)
+    settings = Settings(
+        landing=work / "landing", db=work / "w.duckdb", outbox=work / "outbox", quiet=True
+    )
+    before = os.environ.get("POVWATCH_QUALITY")
+    os.environ["POVWATCH_QUALITY"] = "off"
+    try:
+        for m in Month(2024, 1).through(JUN):
+            compute_month(m, settings)
+    finally:
+        if before is None:
+            os.environ.pop("POVWATCH_QUALITY")
+        else:
+            os.environ["POVWATCH_QUALITY"] = before
+    return work / "w.duckdb"
+
+
+def _mart(con, m: Month) -> pl.DataFrame:
+    return con.execute(
+        f"select {', '.join(MART_COLUMNS)} from mart_assistance where month = ? order by psn_no",
+        [str(m)],
+    ).pl()
+
+
+def _afresh(con, m: Month) -> pl.DataFrame:
+    return audit(entitlements_for_month(con, m, PolicySet.load()))
+
+
+def test_june_carried_mays_rows_and_equals_everyone_afresh(warehouse):
+    con = connect(warehouse, read_only=True)
+    terms = month_terms(con, JUN, PolicySet.load())
+    # June's run found May's rows computed from the same inputs: it carried them over
+    assert state.valid(con, "assistance", MAY, _fingerprint(con, MAY, terms))
+    june, afresh = _mart(con, JUN), _afresh(con, JUN)
+    assert june.height == afresh.height > 200
+    assert june.cast(afresh.schema).equals(afresh)  # to the fen, row for row
+    # most persons had no June row and no identity taking effect in June: their rows are May's
+    new_rows = set(
+        con.sql(
+            "select psn_no from stg_settlements where export_month = '2024-06' "
+            "and status = 'loaded'"
+        ).pl()["psn_no"]
+    )
+    may = _mart(con, MAY)
+    held = newly_held(con, JUN, terms)["psn_no"].to_list()
+    kept = may.filter(~pl.col("psn_no").is_in([*new_rows, *held])).drop("month")
+    assert kept.height > 50
+    same = june.filter(pl.col("psn_no").is_in(kept["psn_no"].implode())).drop("month")
+    assert same.equals(kept)
+
+
+def test_an_identity_taking_effect_in_june_changes_a_row_without_june_rows(warehouse):
+    con = connect(warehouse, read_only=True)
+    terms = month_terms(con, JUN, PolicySet.load())
+    assert newly_held(con, JUN, terms)["psn_no"].to_list() == ["P3700001343"]
+    assert newly_held(con, MAY, terms)["psn_no"].to_list() == ["P3700002721"]
+    row = lambda m, p: _mart(con, m).filter(pl.col("psn_no") == p)  # noqa: E731
+    may, june = row(MAY, "P3700001343"), row(JUN, "P3700001343")
+    assert may["category"].item() is None  # in May's rows only as paid by assistance
+    assert (june["category"].item(), june["month"].item()) == ("cat1", "2024-06")
+    # held from 10 June: none of the person's costs (all before June) count for 低保 —
+    # eligible 0, entitled 0 — and the paid figure is May's (no June row)
+    assert (june["eligible_cost_fen"].item(), june["entitled_fen"].item()) == (0, 0)
+    assert june["paid_fen"].item() == may["paid_fen"].item() > 0
+    # 特困 from 3 May: May's rows of the person count; June carries May's figures
+    may_t, june_t = row(MAY, "P3700002721"), row(JUN, "P3700002721")
+    assert may_t["category"].item() == june_t["category"].item() == "cat1"
+    assert june_t.drop("month").equals(may_t.drop("month"))
+
+
+def test_a_stale_record_computes_everyone(warehouse, tmp_path):
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, db)
+    con = connect(db)
+    con.execute("update state_meta set fingerprint = 'stale' where kind = 'assistance'")
+    con.execute("delete from mart_assistance where month = '2024-06'")
+    con.execute("update mart_assistance set entitled_fen = -1 where month = '2024-05'")
+    frame = store_assistance(con, JUN, PolicySet.load())
+    # nothing of May's (tampered) rows was carried: June is everyone's, afresh
+    assert frame.equals(_afresh(con, JUN))
+    assert _mart(con, JUN).cast(frame.schema).equals(frame)
+    # and June is recorded as computed from the current inputs
+    terms = month_terms(con, JUN, PolicySet.load())
+    assert state.valid(con, "assistance", JUN, _fingerprint(con, JUN, terms))
+
+
+def test_carried_rows_follow_the_may_rows(warehouse, tmp_path):
+    """With May's record valid, a May row is what June starts from (no recomputation of
+    persons without June rows): a planted May figure shows up in June."""
+    db = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, db)
+    con = connect(db)
+    new_rows = con.sql(
+        "select psn_no from stg_settlements where export_month = '2024-06' and status = 'loaded'"
+    ).pl()["psn_no"]
+    quiet = (
+        _mart(con, MAY)
+        .filter(~pl.col("psn_no").is_in(new_rows.implode()) & (pl.col("psn_no") != "P3700001343"))
+        .get_column("psn_no")[0]
+    )
+    con.execute(
+        "update mart_assistance set paid_fen = 123456 where month = '2024-05' and psn_no = ?",
+        [quiet],
+    )
+    frame = store_assistance(con, JUN, PolicySet.load())
+    assert frame.filter(pl.col("psn_no") == quiet)["paid_fen"].item() == 123456
