@@ -55,7 +55,8 @@ def store_assistance(
     """Compute the month's entitlements and audit, replace the month in mart_assistance.
 
     A person's row as of M differs from theirs as of M − 1 only when they have rows loaded
-    from M's export or an identity of theirs takes effect within M (the year, the terms and
+    from M's export (of an identity holder, or paid by assistance) or an identity of theirs
+    takes effect within M (the year, the terms and
     everything loaded earlier being the same). So when the month before's rows were computed
     from the same staged months, reference tables and terms (``state_meta`` kind
     ``assistance``), only those persons are computed and the others' rows carried over;
@@ -70,8 +71,10 @@ def store_assistance(
         affected = pl.concat(
             [
                 con.execute(
+                    # (of the others, the new rows change nothing: no category, no pay)
                     "select distinct psn_no from stg_settlements "
-                    "where export_month = ? and status = 'loaded'",
+                    "where export_month = ? and status = 'loaded' and (maf_pay <> 0 "
+                    "or psn_no in (select psn_no from ref_identities))",
                     [str(month)],
                 ).pl(),
                 newly_held(con, month, terms),

@@ -64,6 +64,7 @@ from pipeline.policy.types import (
     ReportDay,
     Scope,
 )
+from pipeline.store.warehouse import frame
 
 MED_CLASSES = ["inpatient", "outpatient_chronic", "outpatient", "pharmacy", "other"]
 SCOPE_CLASSES: dict[Scope, list[str]] = {
@@ -388,7 +389,8 @@ def settlement_rows(
     rest add nothing to ``paid_fen``). The same result as all rows, at a fraction of them.
     ``persons``: a registered table whose ``psn_no`` limits the rows to those persons."""
     only = f"and psn_no in (select psn_no from {persons})" if persons else ""
-    return con.execute(
+    return frame(
+        con,
         f"""
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
@@ -397,7 +399,7 @@ def settlement_rows(
           and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities)) {only}
         """,
         [str(month), from_year, month.year],
-    ).pl()
+    )
 
 
 def _round_bp(x: pl.Expr) -> pl.Expr:
@@ -449,7 +451,7 @@ def compute_entitlements(
     # Each row's category on its settlement day (highest wins; a normal interval before a
     # retro window of the same rank), then the rule for its scope.
     r = rows.with_row_index("_row").with_columns(pl.col("setl_time").dt.date().alias("_day"))
-    attributed = (
+    candidates = (
         r.lazy()
         .join(eff.lazy(), on="psn_no", how="inner")
         .filter(
@@ -458,21 +460,43 @@ def compute_entitlements(
         )
         .with_columns(pl.coalesce("case_year", "cost_year").alias("_year"))
         .filter(pl.col("_year") == y)
-        .sort("_row", "rank", pl.col("case_year").is_not_null())
-        .group_by("_row", maintain_order=True)
-        .agg(
-            pl.all().exclude("identity").first(),
-            pl.col("identity").filter(pl.col("rank") == pl.col("rank").first()).alias("_held"),
-        )
+        .collect()
+    )
+    # A row in one interval only (nearly all) is that interval; a row in several takes the
+    # first after the sort, and holds the identities of its rank (sorting and grouping only
+    # those rows).
+    several = candidates["_row"].is_duplicated()
+    columns = [c for c in candidates.columns if c != "identity"]
+    chosen = pl.concat(
+        [
+            candidates.filter(~several).select(*columns, pl.concat_list("identity").alias("_held")),
+            candidates.filter(several)
+            .sort("_row", "rank", pl.col("case_year").is_not_null())
+            .group_by("_row", maintain_order=True)
+            .agg(
+                pl.all().exclude("identity").first(),
+                pl.col("identity").filter(pl.col("rank") == pl.col("rank").first()).alias("_held"),
+            )
+            .select(*columns, "_held"),
+        ]
+    )
+    ruled = (
+        chosen.lazy()
         .join(people.lazy().select("psn_no", "admdvs", "_birth", "excluded"), on="psn_no")
         .join(terms.rules.lazy(), on=["admdvs", "category", "med_class"], how="inner")
         .filter(
             pl.col("rule_identities").is_null()
             | (pl.col("_held").list.set_intersection(pl.col("rule_identities")).list.len() > 0)
         )
-        .sort("_row", "rule_order")
-        .unique("_row", keep="first")
         .collect()
+    )
+    # the first rule in file order of a row that more than one rule covers
+    several = ruled["_row"].is_duplicated()
+    attributed = pl.concat(
+        [
+            ruled.filter(~several),
+            ruled.filter(several).sort("_row", "rule_order").unique("_row", keep="first"),
+        ]
     )
     excluded = pl.sum_horizontal(
         pl.when(pl.col("excluded").list.contains(f)).then(pl.col(f)).otherwise(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from pipeline.errors import PovwatchError, shown
 from pipeline.store.files import private_dir, restrict
@@ -258,3 +260,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("rollback")
         raise
     con.execute("commit")
+
+
+_FRAMES = itertools.count()
+
+
+def frame(
+    con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None
+) -> pl.DataFrame:
+    """The result of ``query`` as a polars frame, through a temporary table: DuckDB fills a
+    table on every core, where a query's result handed straight to Arrow is produced on one
+    (2.5M settlement rows of a province's year: 3.3 s straight, 1.7 s through a table)."""
+    name = f"pw_frame_{next(_FRAMES)}"
+    con.execute(f"create temp table {name} as {query}", params)
+    try:
+        return con.sql(f"select * from {name}").pl()
+    finally:
+        con.execute(f"drop table {name}")
