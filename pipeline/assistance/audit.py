@@ -56,11 +56,11 @@ def store_assistance(
 
     A person's row as of M differs from theirs as of M − 1 only when they have rows loaded
     from M's export (of an identity holder, or paid by assistance) or an identity of theirs
-    takes effect within M (the year, the terms and
-    everything loaded earlier being the same). So when the month before's rows were computed
-    from the same staged months, reference tables and terms (``state_meta`` kind
-    ``assistance``), only those persons are computed and the others' rows carried over;
-    otherwise everyone is computed. The rows are the same either way (tests compare them).
+    takes effect within M — the year, the terms and everything loaded earlier being the same.
+    So when the month before's rows were computed from the same staged months, reference
+    tables and terms (``state_meta`` kind ``assistance``), only those persons are computed and
+    the others' rows carried over; otherwise everyone is computed. The rows are the same
+    either way (tests compare them).
     """
     terms = month_terms(con, month, policies)
     prev = month.plus(-1)
@@ -85,6 +85,7 @@ def store_assistance(
             fresh = audit(entitlements_for_month(con, month, policies, terms, "a_affected"))
             con.register("a_batch", fresh.to_arrow())
             con.execute("delete from mart_assistance where month = ?", [str(month)])
+            # the carried rows and the fresh ones, in psn_no order as a full computation's
             con.execute(
                 """
                 insert into mart_assistance by name

@@ -118,10 +118,16 @@ def apply_feedback(
         warned.select("warning_id", "psn_no", "warning_type", "first_month", "year"),
         on="warning_id",
     )
-    persons = con.sql(
-        "select certno, any_value(psn_no) as _psn from ref_persons "
-        "where certno is not null group by certno"
-    ).pl()
+    # the registry's persons of the certnos the feedback names (not a province's registry)
+    named = due.filter(pl.col("certno").is_not_null()).select("certno").unique()
+    con.register("fb_certnos", named.to_arrow())
+    try:
+        persons = con.sql(
+            "select certno, any_value(psn_no) as _psn from ref_persons "
+            "where certno in (select certno from fb_certnos) group by certno"
+        ).pl()
+    finally:
+        con.unregister("fb_certnos")
 
     # --- rows naming the warning by its id
     by_id = due.filter(pl.col("warning_id").is_not_null()).drop("psn_no", "warning_type")
