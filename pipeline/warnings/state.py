@@ -22,7 +22,7 @@ import json
 import duckdb
 import polars as pl
 
-from pipeline import code_version
+from pipeline import code_digest
 from pipeline.months import Month
 
 STATE_VERSION = 1  # bump when what a store holds changes meaning
@@ -35,7 +35,7 @@ def staged_fingerprint(con: duckdb.DuckDBPyConnection, through: Month) -> str:
         "order by export_month",
         [str(through)],
     ).fetchall()
-    return fingerprint([STATE_VERSION, code_version(), staged])
+    return fingerprint([STATE_VERSION, code_digest(), staged])
 
 
 def first_fingerprint(con: duckdb.DuckDBPyConnection, through: Month, rules: pl.DataFrame) -> str:
