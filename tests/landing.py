@@ -166,3 +166,21 @@ def lenient_quarantine_gate(folder: Path) -> Path:
     path = folder / "bands-lenient.yaml"
     path.write_text("quarantine:\n  max_share: 1.0\n  reference_max_share: 1.0\n")
     return path
+
+
+def run_months(work: Path, months: list, name: str = "w.duckdb") -> Path:
+    """Run ``compute_month`` for ``months`` in order on ``work/landing`` (gates off, quiet),
+    each month from the stores of the month before; returns the warehouse file."""
+    import pytest
+
+    from pipeline.run import compute_month
+    from pipeline.settings import Settings
+
+    settings = Settings(
+        landing=work / "landing", db=work / name, outbox=work / "outbox", quiet=True
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("POVWATCH_QUALITY", "off")
+        for m in months:
+            compute_month(m, settings)
+    return settings.db

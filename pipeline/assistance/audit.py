@@ -120,8 +120,8 @@ def store_assistance(
 def _fingerprint(con: duckdb.DuckDBPyConnection, through: Month, terms: Terms) -> str:
     """What mart_assistance's rows through ``through`` were computed from (with ``terms``)."""
     ref = con.execute("select inputs_digest from ref_state order by 1").fetchall()
-    digest = state.terms_digest(terms.regions, terms.categories, terms.rules, terms.tiers)
-    return state.fingerprint([state.staged_fingerprint(con, through), ref, digest])
+    terms_sha = state.terms_digest(terms.regions, terms.categories, terms.rules, terms.tiers)
+    return state.digest([state.staged_fingerprint(con, through), ref, terms_sha])
 
 
 def by_county(frame: pl.DataFrame) -> pl.DataFrame:

@@ -35,7 +35,7 @@ def staged_fingerprint(con: duckdb.DuckDBPyConnection, through: Month) -> str:
         "order by export_month",
         [str(through)],
     ).fetchall()
-    return fingerprint([STATE_VERSION, code_digest(), staged])
+    return digest([STATE_VERSION, code_digest(), staged])
 
 
 def first_fingerprint(con: duckdb.DuckDBPyConnection, through: Month, rules: pl.DataFrame) -> str:
@@ -45,15 +45,15 @@ def first_fingerprint(con: duckdb.DuckDBPyConnection, through: Month, rules: pl.
         json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
         for row in rules.filter(pl.col("m") <= str(through)).iter_rows(named=True)
     )
-    return fingerprint([staged_fingerprint(con, through), ref, in_force])
+    return digest([staged_fingerprint(con, through), ref, in_force])
 
 
 def terms_digest(*frames: pl.DataFrame) -> str:
     """A digest of small frames' contents (a month's resolved policy terms)."""
-    return fingerprint([f.write_json() for f in frames])
+    return digest([f.write_json() for f in frames])
 
 
-def fingerprint(value: object) -> str:
+def digest(value: object) -> str:
     """The sha256 of a JSON-able value (dates as text)."""
     return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()
 

@@ -5,7 +5,6 @@ afresh from the year's rows."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from pipeline.assistance.audit import MART_COLUMNS, _fingerprint, audit, store_a
 from pipeline.assistance.entitlement import entitlements_for_month, month_terms, newly_held
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
-from pipeline.run import compute_month
-from pipeline.settings import Settings
 from pipeline.store.warehouse import connect
 from pipeline.warnings import state
+from tests.landing import run_months
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "jining-hebei-2024"
 JUN, MAY = Month(2024, 6), Month(2024, 5)
@@ -41,20 +39,7 @@ def warehouse(tmp_path_factory) -> Path:
     shutil.copytree(FIXTURE / "landing", work / "landing")
     with (work / "landing" / "identities" / "identities.csv").open("a", encoding="utf-8") as f:
         f.write(NEW_IDENTITIES)
-    settings = Settings(
-        landing=work / "landing", db=work / "w.duckdb", outbox=work / "outbox", quiet=True
-    )
-    before = os.environ.get("POVWATCH_QUALITY")
-    os.environ["POVWATCH_QUALITY"] = "off"
-    try:
-        for m in Month(2024, 1).through(JUN):
-            compute_month(m, settings)
-    finally:
-        if before is None:
-            os.environ.pop("POVWATCH_QUALITY")
-        else:
-            os.environ["POVWATCH_QUALITY"] = before
-    return work / "w.duckdb"
+    return run_months(work, Month(2024, 1).through(JUN))
 
 
 def _mart(con, m: Month) -> pl.DataFrame:

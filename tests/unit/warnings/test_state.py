@@ -4,7 +4,6 @@ rows, and a store is not used once what it was computed from has changed."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -13,13 +12,12 @@ import pytest
 
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
-from pipeline.run import compute_month
-from pipeline.settings import Settings
 from pipeline.store.warehouse import connect
 from pipeline.warnings import state
 from pipeline.warnings.burden import _FULL_YEAR, _INCREMENT, burden_as_of_sql, year_to_date_sql
 from pipeline.warnings.compute import _replay, compute_warnings, people_sql
 from pipeline.warnings.rules import flag, identities_by_month, resolve_rules
+from tests.landing import run_months
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "jining-hebei-2024"
 JUN, MAY = Month(2024, 6), Month(2024, 5)
@@ -31,20 +29,7 @@ def warehouse(tmp_path_factory) -> Path:
     stores of the month before)."""
     work = tmp_path_factory.mktemp("state")
     shutil.copytree(FIXTURE / "landing", work / "landing")
-    settings = Settings(
-        landing=work / "landing", db=work / "w.duckdb", outbox=work / "outbox", quiet=True
-    )
-    before = os.environ.get("POVWATCH_QUALITY")
-    os.environ["POVWATCH_QUALITY"] = "off"
-    try:
-        for m in Month(2024, 1).through(JUN):
-            compute_month(m, settings)
-    finally:
-        if before is None:
-            os.environ.pop("POVWATCH_QUALITY")
-        else:
-            os.environ["POVWATCH_QUALITY"] = before
-    return work / "w.duckdb"
+    return run_months(work, Month(2024, 1).through(JUN))
 
 
 def _rules(con, m: Month) -> pl.DataFrame:
