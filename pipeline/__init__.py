@@ -1,8 +1,17 @@
 """povwatch: monthly early warning of households at risk of poverty through medical costs."""
 
 import hashlib
+import os
 from functools import cache
 from pathlib import Path
+
+# polars allocates through jemalloc, which by default keeps freed pages for seconds before it
+# gives them back. A month at province scale frees frames of a gigabyte one after another, and
+# the held pages added up to the month's peak. Give them back at once, unless the operator has
+# configured jemalloc (read when polars makes its first allocation, so this precedes any import
+# of polars: every povwatch process imports this package first).
+JEMALLOC_ENV = "_RJEM_MALLOC_CONF"
+os.environ.setdefault(JEMALLOC_ENV, "dirty_decay_ms:0,muzzy_decay_ms:0")
 
 __version__ = "0.1.0"
 
