@@ -80,10 +80,11 @@ def store_assistance(
                 newly_held(con, month, terms),
             ]
         ).unique()
+        # registered: settlement_rows reads it by name (warehouse.REGISTERED_FRAMES)
         con.register("a_affected", affected.to_arrow())
         try:
             fresh = audit(entitlements_for_month(con, month, policies, terms, "a_affected"))
-            con.register("a_batch", fresh.to_arrow())
+            a_batch = fresh.to_arrow()  # noqa: F841 (read by name in SQL)
             con.execute("delete from mart_assistance where month = ?", [str(month)])
             # the carried rows and the fresh ones, in psn_no order as a full computation's
             con.execute(
@@ -100,7 +101,6 @@ def store_assistance(
             )
         finally:
             con.unregister("a_affected")
-            con.unregister("a_batch")
         cols = ", ".join(MART_COLUMNS)
         frame = con.execute(
             f"select {cols} from mart_assistance where month = ? order by psn_no", [str(month)]
@@ -110,9 +110,9 @@ def store_assistance(
         frame = audit(entitlements_for_month(con, month, policies, terms))
         con.execute("delete from mart_assistance where month = ?", [str(month)])
         if frame.height:
-            con.register("a_batch", frame.to_arrow())
+            a_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
             con.execute("insert into mart_assistance by name select * from a_batch")
-            con.unregister("a_batch")
+            del a_batch
     state.record(con, "assistance", month, _fingerprint(con, month, terms))
     return frame
 

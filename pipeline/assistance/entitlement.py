@@ -667,7 +667,7 @@ def entitlements_for_month(
     identities = con.sql(
         f"select psn_no, identity, begin_date, end_date from ref_identities where true {only}"
     ).pl()
-    con.register("ent_persons", rows.select("psn_no").unique().to_arrow())
+    ent_persons = rows.select("psn_no").unique().to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         registry = con.sql(
             f"""
@@ -678,7 +678,7 @@ def entitlements_for_month(
             """
         ).pl()
     finally:
-        con.unregister("ent_persons")
+        del ent_persons
     return compute_entitlements(rows, identities, registry, terms, month)
 
 

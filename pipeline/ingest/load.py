@@ -224,12 +224,13 @@ def _insert_raw(
         how="diagonal_relaxed",
         rechunk=False,
     )
-    # Arrow string views: the text columns are handed over without a copy
-    con.register("raw_batch", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
-    try:
-        con.execute("insert into raw_settlements by name select * from raw_batch")
-    finally:
-        con.unregister("raw_batch")
+    # Arrow string views: the text columns are handed over without a copy. DuckDB finds the
+    # batch by this local's name (its replacement scan); a view registered for it would stay
+    # in the catalog until the month's transaction commits, even once unregistered, and with
+    # it every batch's Arrow buffers: 1.3 GB held through the whole month at 2.3M rows.
+    raw_batch = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # noqa: F841
+    del frame
+    con.execute("insert into raw_settlements by name select * from raw_batch")
 
 
 def classify_settlements(
@@ -390,9 +391,9 @@ def _reject(con, kind: str, result: ReadResult, bad: pl.DataFrame) -> int:
             "reason_column",
             ((pl.col("reason") == "bad_certno") & numeric).alias("numeric_id"),
         )
-        con.register("rej_batch", frame.to_arrow())
+        rej_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_rejects by name select * from rej_batch")
-        con.unregister("rej_batch")
+        del rej_batch
     return bad.height
 
 
@@ -473,9 +474,9 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
             pl.lit(result.rel).alias("source_file"),
             "source_row",
         )
-        con.register("persons_batch", good.to_arrow())
+        persons_batch = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into persons_in by name select * from persons_batch")
-        con.unregister("persons_batch")
+        del persons_batch
     # A person in several snapshots: the latest snapshot's row (the last row within it).
     # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in memory.
     con.execute(
@@ -541,7 +542,7 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
     # Matched against the registry inside DuckDB (a province's registry is not copied into
     # polars): the person of a resident id (the first in psn_no order when an id is held
     # twice), and whether the person number is in the registry.
-    con.register("ident_in", frame.select("_i", "psn_no", "certno").to_arrow())
+    ident_in = frame.select("_i", "psn_no", "certno").to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         found = con.sql(
             """
@@ -557,7 +558,7 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             """
         ).pl()
     finally:
-        con.unregister("ident_in")
+        del ident_in
     frame = frame.join(found, on="_i", how="left", maintain_order="left").with_columns(
         pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
         pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
@@ -608,9 +609,9 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
             pl.lit(result.rel).alias("source_file"),
             "source_row",
         )
-        con.register("ident_batch", good.to_arrow())
+        ident_batch = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_identities by name select * from ident_batch")
-        con.unregister("ident_batch")
+        del ident_batch
 
 
 def _load_income(con, landing: Path, report: IngestReport) -> None:
@@ -619,7 +620,7 @@ def _load_income(con, landing: Path, report: IngestReport) -> None:
         raise PovwatchError(f"{landing / 'reference'}: no reference income file (income.csv)")
     for path in files:
         result = read_file(path, INCOME, landing)
-        con.register("income_batch", result.frame.to_arrow())
+        income_batch = result.frame.to_arrow()  # noqa: F841 (read by name in SQL)
         checked = con.sql(
             """
             select source_row, admdvs, scope,
@@ -639,7 +640,7 @@ def _load_income(con, landing: Path, report: IngestReport) -> None:
             from income_batch
             """
         ).pl()
-        con.unregister("income_batch")
+        del income_batch
         checked = checked.with_columns(
             pl.col("check_result").list.get(0).alias("reason"),
             pl.col("check_result").list.get(1).alias("reason_column"),
@@ -655,6 +656,6 @@ def _load_income(con, landing: Path, report: IngestReport) -> None:
             pl.lit(result.rel).alias("source_file"),
             "source_row",
         )
-        con.register("income_good", good.to_arrow())
+        income_good = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_income by name select * from income_good")
-        con.unregister("income_good")
+        del income_good

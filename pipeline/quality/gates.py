@@ -580,11 +580,8 @@ def store_results(
         },
         schema_overrides={"seq": pl.Int32},
     )
-    con.register("quality_batch", frame.to_arrow())
-    try:
-        con.execute("insert into quality_results by name select * from quality_batch")
-    finally:
-        con.unregister("quality_batch")
+    quality_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
+    con.execute("insert into quality_results by name select * from quality_batch")
 
 
 def summary_line(results: Sequence[CheckResult]) -> str:

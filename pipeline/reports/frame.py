@@ -16,7 +16,7 @@ def households_of(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.Data
     """The registry rows of ``persons`` and of every member of their households, with names
     and resident ids: what the reports show, read for the warned and audited persons only
     rather than for a province's whole registry."""
-    con.register("hh_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    hh_wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         return con.sql(
             """
@@ -29,7 +29,7 @@ def households_of(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.Data
             """
         ).pl()
     finally:
-        con.unregister("hh_wanted")
+        del hh_wanted
 
 
 def report_frame(

@@ -265,6 +265,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 _FRAMES = itertools.count()
 
 
+# Frames into SQL. A month runs in one transaction, and a view registered for a frame
+# (``con.register``) stays in DuckDB's catalog until that transaction commits, even once
+# unregistered, and with it the frame's Arrow buffers: at 5M persons the month's raw batches
+# alone held 1.3 GB to the end. So a frame is handed to a query as a local variable that the
+# query names (DuckDB's replacement scan of the calling function's locals), e.g.
+#     w_batch = warnings.to_arrow()  # noqa: F841 (read by name in SQL)
+#     con.execute("insert into mart_warnings by name select * from w_batch")
+# ``con.register`` only where another function's query reads the frame by name
+# (REGISTERED_FRAMES, small sets of keys; tests/unit/store/test_frames_in_sql.py).
+REGISTERED_FRAMES = ("a_affected",)
+
+
 def frame(
     con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None
 ) -> pl.DataFrame:

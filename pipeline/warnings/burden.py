@@ -141,7 +141,7 @@ def per_export_sql(
     con: duckdb.DuckDBPyConnection, persons: pl.Series, month: Month
 ) -> pl.DataFrame:
     """Every burden measure of ``persons`` per export month of ``month``'s year (in DuckDB)."""
-    con.register("_replay_persons", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    _replay_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         return con.execute(
             f"""
@@ -153,7 +153,7 @@ def per_export_sql(
             [str(month), month.year],
         ).pl()
     finally:
-        con.unregister("_replay_persons")
+        del _replay_persons
 
 
 def burden_as_of(rows: pl.DataFrame, month: Month) -> pl.DataFrame:

@@ -120,14 +120,14 @@ def apply_feedback(
     )
     # the registry's persons of the certnos the feedback names (not a province's registry)
     named = due.filter(pl.col("certno").is_not_null()).select("certno").unique()
-    con.register("fb_certnos", named.to_arrow())
+    fb_certnos = named.to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         persons = con.sql(
             "select certno, any_value(psn_no) as _psn from ref_persons "
             "where certno in (select certno from fb_certnos) group by certno"
         ).pl()
     finally:
-        con.unregister("fb_certnos")
+        del fb_certnos
 
     # --- rows naming the warning by its id
     by_id = due.filter(pl.col("warning_id").is_not_null()).drop("psn_no", "warning_type")
@@ -248,13 +248,13 @@ def apply_feedback(
     ).with_columns(pl.lit(str(m)).alias("month"), pl.lit(run_id).alias("run_id"))
 
     if accepted.height:
-        con.register("fd_batch", accepted.select(DECISION_COLUMNS).to_arrow())
+        fd_batch = accepted.select(DECISION_COLUMNS).to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_decisions by name select * from fd_batch")
-        con.unregister("fd_batch")
+        del fd_batch
     if rejected.height:
-        con.register("fr_batch", rejected.to_arrow())
+        fr_batch = rejected.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_rejects by name select * from fr_batch")
-        con.unregister("fr_batch")
+        del fr_batch
 
     def per_file(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by("source_file").agg(pl.len().alias(name))
@@ -277,9 +277,9 @@ def apply_feedback(
         pl.lit(run_id).alias("run_id"),
     )
     if files.height:
-        con.register("ff_batch", files.to_arrow())
+        ff_batch = files.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_files by name select * from ff_batch")
-        con.unregister("ff_batch")
+        del ff_batch
 
     lines = [
         f"[{m}] feedback {f['source_file']}: {f['accepted']} accepted, {f['rejected']} rejected, "
@@ -505,7 +505,7 @@ def store_followup(
     summary = followup_summary(rows).with_columns(pl.lit(str(m)).alias("month"))
     con.execute("delete from mart_decision_followup where month = ?", [str(m)])
     if summary.height:
-        con.register("fu_batch", summary.to_arrow())
+        fu_batch = summary.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into mart_decision_followup by name select * from fu_batch")
-        con.unregister("fu_batch")
+        del fu_batch
     return rows

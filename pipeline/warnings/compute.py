@@ -64,7 +64,7 @@ def people_sql(
             ) s using (hh_id)
             """
         ).pl()
-    con.register("_wanted", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    _wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
     if households:  # every member of the households: their count is the household's size
         query = f"""
             with hh as (
@@ -90,7 +90,7 @@ def people_sql(
     try:
         return con.sql(query).pl()
     finally:
-        con.unregister("_wanted")
+        del _wanted
 
 
 def compute_warnings(
@@ -175,14 +175,14 @@ def _first_flags(
         )
     if store:
         state.replace(con, "first", m, state.first_fingerprint(con, m, rules))
-        con.register("_firsts", firsts.to_arrow())
+        _firsts = firsts.to_arrow()  # noqa: F841 (read by name in SQL)
         try:
             con.execute(
                 "insert into state_first select $m, psn_no, warning_type, first_month from _firsts",
                 {"m": str(m)},
             )
         finally:
-            con.unregister("_firsts")
+            del _firsts
     return keys.join(firsts, on=["psn_no", "warning_type"], how="left")
 
 

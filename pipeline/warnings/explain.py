@@ -88,7 +88,7 @@ def counted_settlements(
     ``reversal_of`` names the settlement a reversal cancels and ``reversed_by`` the
     reversal(s) that cancelled a settlement.
     """
-    con.register("explain_persons", pl.DataFrame({"psn_no": persons.unique()}).to_arrow())
+    explain_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
     try:
         rows = con.execute(
             f"""
@@ -100,7 +100,7 @@ def counted_settlements(
             [str(m), m.year],
         ).pl()
     finally:
-        con.unregister("explain_persons")
+        del explain_persons
     reversal = pl.col("refd_setl_flag") == 1
     reversed_by = (
         rows.filter(reversal)
