@@ -359,7 +359,8 @@ def _run(
         route_table(policies),
     )
     if routed.height:
-        r_batch = routed.select("month", "psn_no", "warning_type", "department")  # noqa: F841 (read by name in SQL)
+        # read by name in the SQL below (warehouse.py, "Frames into SQL")
+        r_batch = routed.select("month", "psn_no", "warning_type", "department")  # noqa: F841
         con.execute("insert into mart_warning_routes by name select * from r_batch")
         del r_batch
 

@@ -16,7 +16,8 @@ def households_of(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.Data
     """The registry rows of ``persons`` and of every member of their households, with names
     and resident ids: what the reports show, read for the warned and audited persons only
     rather than for a province's whole registry."""
-    hh_wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
+    # read by name in the SQL below (warehouse.py, "Frames into SQL")
+    hh_wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
     try:
         return con.sql(
             """

@@ -141,7 +141,8 @@ def per_export_sql(
     con: duckdb.DuckDBPyConnection, persons: pl.Series, month: Month
 ) -> pl.DataFrame:
     """Every burden measure of ``persons`` per export month of ``month``'s year (in DuckDB)."""
-    _replay_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
+    # read by name in the SQL below (warehouse.py, "Frames into SQL")
+    _replay_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
     try:
         return con.execute(
             f"""

@@ -64,7 +64,8 @@ def people_sql(
             ) s using (hh_id)
             """
         ).pl()
-    _wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
+    # read by name in the SQL below (warehouse.py, "Frames into SQL")
+    _wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
     if households:  # every member of the households: their count is the household's size
         query = f"""
             with hh as (

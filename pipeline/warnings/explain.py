@@ -88,7 +88,8 @@ def counted_settlements(
     ``reversal_of`` names the settlement a reversal cancels and ``reversed_by`` the
     reversal(s) that cancelled a settlement.
     """
-    explain_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (read by name in SQL)
+    # read by name in the SQL below (warehouse.py, "Frames into SQL")
+    explain_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
     try:
         rows = con.execute(
             f"""
