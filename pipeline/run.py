@@ -348,7 +348,6 @@ def _run(
     if warnings.height:
         w_batch = warnings.select(WARNING_COLUMNS).to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into mart_warnings by name select * from w_batch")
-        del w_batch
     routed = route(
         warnings.with_columns(
             pl.col("identities")
@@ -362,7 +361,6 @@ def _run(
         # read by name in the SQL below (warehouse.py, "Frames into SQL")
         r_batch = routed.select("month", "psn_no", "warning_type", "department")  # noqa: F841
         con.execute("insert into mart_warning_routes by name select * from r_batch")
-        del r_batch
 
     # Decisions fed back (as of M's last day) and their follow-up (pending, overdue, …);
     # a delivered 台账 edited in place is set aside first and read as feedback.
@@ -537,7 +535,6 @@ def _ledger_success(con, run_id, m, policies, rules, report, files, n_warnings) 
         )
         lf_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ledger_files by name select * from lf_batch")
-        del lf_batch
 
 
 def _ledger_failure(con, run_id: str, message: str) -> None:

@@ -63,9 +63,10 @@ def store_assistance(
     either way (tests compare them).
     """
     terms = month_terms(con, month, policies)
+    inputs = _inputs(con, terms)
     prev = month.plus(-1)
     carried = month.month > 1 and state.valid(
-        con, "assistance", prev, _fingerprint(con, prev, terms)
+        con, "assistance", prev, _fingerprint(con, prev, inputs)
     )
     if carried:
         affected = pl.concat(
@@ -112,16 +113,20 @@ def store_assistance(
         if frame.height:
             a_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
             con.execute("insert into mart_assistance by name select * from a_batch")
-            del a_batch
-    state.record(con, "assistance", month, _fingerprint(con, month, terms))
+    state.record(con, "assistance", month, _fingerprint(con, month, inputs))
     return frame
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection, through: Month, terms: Terms) -> str:
-    """What mart_assistance's rows through ``through`` were computed from (with ``terms``)."""
+def _inputs(con: duckdb.DuckDBPyConnection, terms: Terms) -> list:
+    """What the month's rows are computed from besides the staged months: the reference
+    tables and the resolved terms."""
     ref = con.execute("select inputs_digest from ref_state order by 1").fetchall()
-    terms_sha = state.terms_digest(terms.regions, terms.categories, terms.rules, terms.tiers)
-    return state.digest([state.staged_fingerprint(con, through), ref, terms_sha])
+    return [ref, state.terms_digest(terms.regions, terms.categories, terms.rules, terms.tiers)]
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, through: Month, inputs: list) -> str:
+    """What mart_assistance's rows through ``through`` were computed from (``_inputs``)."""
+    return state.digest([state.staged_fingerprint(con, through), *inputs])
 
 
 def by_county(frame: pl.DataFrame) -> pl.DataFrame:

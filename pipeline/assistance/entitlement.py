@@ -668,17 +668,14 @@ def entitlements_for_month(
         f"select psn_no, identity, begin_date, end_date from ref_identities where true {only}"
     ).pl()
     ent_persons = rows.select("psn_no").unique().to_arrow()  # noqa: F841 (read by name in SQL)
-    try:
-        registry = con.sql(
-            f"""
-            select psn_no, insuplc_admdvs as admdvs, brdy
-            from ref_persons
-            where (psn_no in (select psn_no from ref_identities)
-                or psn_no in (select psn_no from ent_persons)) {only}
-            """
-        ).pl()
-    finally:
-        del ent_persons
+    registry = con.sql(
+        f"""
+        select psn_no, insuplc_admdvs as admdvs, brdy
+        from ref_persons
+        where (psn_no in (select psn_no from ref_identities)
+            or psn_no in (select psn_no from ent_persons)) {only}
+        """
+    ).pl()
     return compute_entitlements(rows, identities, registry, terms, month)
 
 

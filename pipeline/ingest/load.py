@@ -229,7 +229,6 @@ def _insert_raw(
     # in the catalog until the month's transaction commits, even once unregistered, and with
     # it every batch's Arrow buffers: 1.3 GB held through the whole month at 2.3M rows.
     raw_batch = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # noqa: F841
-    del frame
     con.execute("insert into raw_settlements by name select * from raw_batch")
 
 
@@ -393,7 +392,6 @@ def _reject(con, kind: str, result: ReadResult, bad: pl.DataFrame) -> int:
         )
         rej_batch = frame.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_rejects by name select * from rej_batch")
-        del rej_batch
     return bad.height
 
 
@@ -476,7 +474,6 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         )
         persons_batch = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into persons_in by name select * from persons_batch")
-        del persons_batch
     # A person in several snapshots: the latest snapshot's row (the last row within it).
     # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in memory.
     con.execute(
@@ -543,22 +540,19 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
     # polars): the person of a resident id (the first in psn_no order when an id is held
     # twice), and whether the person number is in the registry.
     ident_in = frame.select("_i", "psn_no", "certno").to_arrow()  # noqa: F841 (read by name in SQL)
-    try:
-        found = con.sql(
-            """
-            select i._i, c._by_cert,
-                   coalesce(i.psn_no, c._by_cert) in (select psn_no from ref_persons) as _known
-            from ident_in as i
-            left join (
-                select certno, min(psn_no) as _by_cert
-                from ref_persons
-                where certno in (select certno from ident_in)
-                group by certno
-            ) as c using (certno)
-            """
-        ).pl()
-    finally:
-        del ident_in
+    found = con.sql(
+        """
+        select i._i, c._by_cert,
+               coalesce(i.psn_no, c._by_cert) in (select psn_no from ref_persons) as _known
+        from ident_in as i
+        left join (
+            select certno, min(psn_no) as _by_cert
+            from ref_persons
+            where certno in (select certno from ident_in)
+            group by certno
+        ) as c using (certno)
+        """
+    ).pl()
     frame = frame.join(found, on="_i", how="left", maintain_order="left").with_columns(
         pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
         pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
@@ -611,7 +605,6 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
         )
         ident_batch = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_identities by name select * from ident_batch")
-        del ident_batch
 
 
 def _load_income(con, landing: Path, report: IngestReport) -> None:
@@ -640,7 +633,6 @@ def _load_income(con, landing: Path, report: IngestReport) -> None:
             from income_batch
             """
         ).pl()
-        del income_batch
         checked = checked.with_columns(
             pl.col("check_result").list.get(0).alias("reason"),
             pl.col("check_result").list.get(1).alias("reason_column"),
@@ -658,4 +650,3 @@ def _load_income(con, landing: Path, report: IngestReport) -> None:
         )
         income_good = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into ref_income by name select * from income_good")
-        del income_good

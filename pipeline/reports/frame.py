@@ -18,19 +18,16 @@ def households_of(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.Data
     rather than for a province's whole registry."""
     # read by name in the SQL below (warehouse.py, "Frames into SQL")
     hh_wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
-    try:
-        return con.sql(
-            """
-            select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural, psn_name, certno
-            from ref_persons
-            where hh_id in (
-                select hh_id from ref_persons semi join hh_wanted using (psn_no)
-            )
-            order by psn_no
-            """
-        ).pl()
-    finally:
-        del hh_wanted
+    return con.sql(
+        """
+        select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural, psn_name, certno
+        from ref_persons
+        where hh_id in (
+            select hh_id from ref_persons semi join hh_wanted using (psn_no)
+        )
+        order by psn_no
+        """
+    ).pl()
 
 
 def report_frame(

@@ -143,18 +143,15 @@ def per_export_sql(
     """Every burden measure of ``persons`` per export month of ``month``'s year (in DuckDB)."""
     # read by name in the SQL below (warehouse.py, "Frames into SQL")
     _replay_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
-    try:
-        return con.execute(
-            f"""
-            select psn_no, export_month, {_SQL_SUMS}
-            from stg_settlements semi join _replay_persons using (psn_no)
-            where status = 'loaded' and export_month <= ? and cost_year = ?
-            group by psn_no, export_month
-            """,
-            [str(month), month.year],
-        ).pl()
-    finally:
-        del _replay_persons
+    return con.execute(
+        f"""
+        select psn_no, export_month, {_SQL_SUMS}
+        from stg_settlements semi join _replay_persons using (psn_no)
+        where status = 'loaded' and export_month <= ? and cost_year = ?
+        group by psn_no, export_month
+        """,
+        [str(month), month.year],
+    ).pl()
 
 
 def burden_as_of(rows: pl.DataFrame, month: Month) -> pl.DataFrame:

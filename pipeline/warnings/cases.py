@@ -121,13 +121,10 @@ def apply_feedback(
     # the registry's persons of the certnos the feedback names (not a province's registry)
     named = due.filter(pl.col("certno").is_not_null()).select("certno").unique()
     fb_certnos = named.to_arrow()  # noqa: F841 (read by name in SQL)
-    try:
-        persons = con.sql(
-            "select certno, any_value(psn_no) as _psn from ref_persons "
-            "where certno in (select certno from fb_certnos) group by certno"
-        ).pl()
-    finally:
-        del fb_certnos
+    persons = con.sql(
+        "select certno, any_value(psn_no) as _psn from ref_persons "
+        "where certno in (select certno from fb_certnos) group by certno"
+    ).pl()
 
     # --- rows naming the warning by its id
     by_id = due.filter(pl.col("warning_id").is_not_null()).drop("psn_no", "warning_type")
@@ -250,11 +247,9 @@ def apply_feedback(
     if accepted.height:
         fd_batch = accepted.select(DECISION_COLUMNS).to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_decisions by name select * from fd_batch")
-        del fd_batch
     if rejected.height:
         fr_batch = rejected.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_rejects by name select * from fr_batch")
-        del fr_batch
 
     def per_file(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         return frame.group_by("source_file").agg(pl.len().alias(name))
@@ -279,7 +274,6 @@ def apply_feedback(
     if files.height:
         ff_batch = files.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into feedback_files by name select * from ff_batch")
-        del ff_batch
 
     lines = [
         f"[{m}] feedback {f['source_file']}: {f['accepted']} accepted, {f['rejected']} rejected, "
@@ -507,5 +501,4 @@ def store_followup(
     if summary.height:
         fu_batch = summary.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into mart_decision_followup by name select * from fu_batch")
-        del fu_batch
     return rows

@@ -88,10 +88,7 @@ def people_sql(
                 where hh_id in (select hh_id from p) group by hh_id
             ) s using (hh_id)
         """
-    try:
-        return con.sql(query).pl()
-    finally:
-        del _wanted
+    return con.sql(query).pl()
 
 
 def compute_warnings(
@@ -177,13 +174,10 @@ def _first_flags(
     if store:
         state.replace(con, "first", m, state.first_fingerprint(con, m, rules))
         _firsts = firsts.to_arrow()  # noqa: F841 (read by name in SQL)
-        try:
-            con.execute(
-                "insert into state_first select $m, psn_no, warning_type, first_month from _firsts",
-                {"m": str(m)},
-            )
-        finally:
-            del _firsts
+        con.execute(
+            "insert into state_first select $m, psn_no, warning_type, first_month from _firsts",
+            {"m": str(m)},
+        )
     return keys.join(firsts, on=["psn_no", "warning_type"], how="left")
 
 

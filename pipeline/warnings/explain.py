@@ -90,18 +90,15 @@ def counted_settlements(
     """
     # read by name in the SQL below (warehouse.py, "Frames into SQL")
     explain_persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841
-    try:
-        rows = con.execute(
-            f"""
-            select {", ".join(SETTLEMENT_COLUMNS)}
-            from stg_settlements
-            where status = 'loaded' and export_month <= ? and cost_year = ?
-                and psn_no in (select psn_no from explain_persons)
-            """,
-            [str(m), m.year],
-        ).pl()
-    finally:
-        del explain_persons
+    rows = con.execute(
+        f"""
+        select {", ".join(SETTLEMENT_COLUMNS)}
+        from stg_settlements
+        where status = 'loaded' and export_month <= ? and cost_year = ?
+            and psn_no in (select psn_no from explain_persons)
+        """,
+        [str(m), m.year],
+    ).pl()
     reversal = pl.col("refd_setl_flag") == 1
     reversed_by = (
         rows.filter(reversal)

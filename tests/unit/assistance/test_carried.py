@@ -11,7 +11,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.assistance.audit import MART_COLUMNS, _fingerprint, audit, store_assistance
+from pipeline.assistance.audit import (
+    MART_COLUMNS,
+    _fingerprint,
+    _inputs,
+    audit,
+    store_assistance,
+)
 from pipeline.assistance.entitlement import entitlements_for_month, month_terms, newly_held
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
@@ -57,7 +63,7 @@ def test_june_carried_mays_rows_and_equals_everyone_afresh(warehouse):
     con = connect(warehouse, read_only=True)
     terms = month_terms(con, JUN, PolicySet.load())
     # June's run found May's rows computed from the same inputs: it carried them over
-    assert state.valid(con, "assistance", MAY, _fingerprint(con, MAY, terms))
+    assert state.valid(con, "assistance", MAY, _fingerprint(con, MAY, _inputs(con, terms)))
     june, afresh = _mart(con, JUN), _afresh(con, JUN)
     assert june.height == afresh.height > 200
     assert june.cast(afresh.schema).equals(afresh)  # to the fen, row for row
@@ -108,7 +114,7 @@ def test_a_stale_record_computes_everyone(warehouse, tmp_path):
     assert _mart(con, JUN).cast(frame.schema).equals(frame)
     # and June is recorded as computed from the current inputs
     terms = month_terms(con, JUN, PolicySet.load())
-    assert state.valid(con, "assistance", JUN, _fingerprint(con, JUN, terms))
+    assert state.valid(con, "assistance", JUN, _fingerprint(con, JUN, _inputs(con, terms)))
 
 
 def test_carried_rows_follow_the_may_rows(warehouse, tmp_path):
