@@ -380,6 +380,14 @@ def effective_identities(identities: pl.DataFrame, registry: pl.DataFrame, terms
 # --- the computation ----------------------------------------------------------------------------
 
 
+# Persons fall into BUCKETS buckets by a hash of psn_no; the audit computes contiguous ranges
+# of buckets, each with about ROWS_PER_SLICE settlement rows (rows, not persons: a person's
+# rows are what its polars frames hold).
+BUCKETS = 1024
+ROWS_PER_SLICE = 500_000
+_BUCKET = f"hash(psn_no) % {BUCKETS}"
+
+
 def settlement_rows(
     con: duckdb.DuckDBPyConnection, month: Month, from_year: int, persons: str | None = None
 ) -> pl.DataFrame:
@@ -388,18 +396,19 @@ def settlement_rows(
     attributed to a category), and of anyone else only the rows where assistance paid (the
     rest add nothing to ``paid_fen``). The same result as all rows, at a fraction of them.
     ``persons``: a registered table whose ``psn_no`` limits the rows to those persons."""
+    return frame(con, _rows_query(persons), [str(month), from_year, month.year])
+
+
+def _rows_query(persons: str | None) -> str:
+    """:func:`settlement_rows`' query (parameters: the month, the first and last cost year)."""
     only = f"and psn_no in (select psn_no from {persons})" if persons else ""
-    return frame(
-        con,
-        f"""
+    return f"""
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
         from stg_settlements
         where status = 'loaded' and export_month <= ? and cost_year between ? and ?
           and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities)) {only}
-        """,
-        [str(month), from_year, month.year],
-    )
+        """
 
 
 def _round_bp(x: pl.Expr) -> pl.Expr:
@@ -662,21 +671,48 @@ def entitlements_for_month(
     """
     terms = terms or month_terms(con, month, policies)
     from_year = month.year - 1 if terms.needs_prior_year else month.year
-    rows = settlement_rows(con, month, from_year, persons)
     only = f"and psn_no in (select psn_no from {persons})" if persons else ""
-    identities = con.sql(
-        f"select psn_no, identity, begin_date, end_date from ref_identities where true {only}"
-    ).pl()
-    ent_persons = rows.select("psn_no").unique().to_arrow()  # noqa: F841 (read by name in SQL)
-    registry = con.sql(
-        f"""
-        select psn_no, insuplc_admdvs as admdvs, brdy
-        from ref_persons
-        where (psn_no in (select psn_no from ref_identities)
-            or psn_no in (select psn_no from ent_persons)) {only}
-        """
-    ).pl()
-    return compute_entitlements(rows, identities, registry, terms, month)
+    # The rows wait in a temporary table (filled on every core) and are computed in slices
+    # of persons, by a hash of psn_no: a province's audit reads millions of rows, and its
+    # polars frames would otherwise all be in memory at once.
+    con.execute(
+        f"create temp table a_rows as select *, {_BUCKET} as bucket from ({_rows_query(persons)})",
+        [str(month), from_year, month.year],
+    )
+    try:
+        (n,) = con.execute("select count(*) from a_rows").fetchone() or (0,)
+        identities = con.sql(
+            "select psn_no, identity, begin_date, end_date, "
+            f"{_BUCKET} as bucket from ref_identities where true {only}"
+        ).pl()
+        registry = con.sql(
+            f"""
+            select psn_no, insuplc_admdvs as admdvs, brdy, {_BUCKET} as bucket
+            from ref_persons
+            where (psn_no in (select psn_no from ref_identities)
+                or psn_no in (select psn_no from a_rows)) {only}
+            """
+        ).pl()
+        slices = max(1, -(-n // ROWS_PER_SLICE))
+        parts = []
+        for i in range(slices):
+            lo, hi = i * BUCKETS // slices, (i + 1) * BUCKETS // slices
+            rows = con.execute(
+                "select * exclude (bucket) from a_rows where bucket >= ? and bucket < ?", [lo, hi]
+            ).pl()
+            inside = pl.col("bucket").is_between(lo, hi, closed="left")
+            parts.append(
+                compute_entitlements(
+                    rows,
+                    identities.filter(inside).drop("bucket"),
+                    registry.filter(inside).drop("bucket"),
+                    terms,
+                    month,
+                )
+            )
+    finally:
+        con.execute("drop table a_rows")
+    return pl.concat(parts).sort("psn_no") if slices > 1 else parts[0]
 
 
 def newly_held(con: duckdb.DuckDBPyConnection, month: Month, terms: Terms) -> pl.DataFrame:

@@ -25,7 +25,13 @@ from pipeline.ingest.readers import FileSpec, ReadResult, list_files, read_file
 from pipeline.months import Month
 from pipeline.policy.types import IDENTITY_CODES, Department
 from pipeline.resident_id import NUMERIC_LOOKING, valid_mask_expr
-from pipeline.store.warehouse import resource_dir, sql
+from pipeline.store.warehouse import (
+    AFTER_STAGING_BYTES_PER_ROW,
+    STAGING_BYTES_PER_ROW,
+    fit_memory,
+    resource_dir,
+    sql,
+)
 
 SETTLEMENTS = FileSpec(
     kind="settlements",
@@ -261,12 +267,21 @@ def classify_settlements(
     )
     changed = sorted(em for em in set(wanted) | set(stored) if wanted.get(em) != stored.get(em))
     if not changed:
+        fit_memory(con, 0, AFTER_STAGING_BYTES_PER_ROW)
         return []
     start = changed[0]
     con.execute("delete from stg_settlements where export_month >= ?", [start])
     con.execute("delete from stg_file_totals where export_month >= ?", [start])
     con.execute("delete from stg_state where export_month >= ?", [start])
+    (rows,) = con.execute(
+        "select count(*) from raw_settlements where export_month between ? and ?",
+        [start, str(month)],
+    ).fetchone() or (0,)
+    # DuckDB's limit follows the rows classified (warehouse.fit_memory), then the month's
+    # later stages get theirs
+    fit_memory(con, rows, STAGING_BYTES_PER_ROW)
     con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
+    fit_memory(con, rows, AFTER_STAGING_BYTES_PER_ROW)
     redo = sorted(em for em in wanted if em >= start)
     con.executemany("insert into stg_state values (?, ?)", [[em, wanted[em]] for em in redo])
     return redo

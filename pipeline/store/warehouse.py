@@ -43,16 +43,45 @@ DEFAULT_MEMORY_SHARE = 0.4  # of the machine's memory: polars works beside DuckD
 def memory_limit() -> str:
     """DuckDB's memory limit: ``POVWATCH_DUCKDB_MEMORY`` (e.g. ``8GiB``), else 40 % of the
     machine's memory. DuckDB's own default (80 %) leaves too little for the polars frames of
-    the same process at province scale; above its limit DuckDB spills to ``<db>.tmp``."""
-    given = os.environ.get(MEMORY_ENV, "").strip()
+    the same process at province scale; above its limit DuckDB spills to ``<db>.tmp``.
+    Without the variable, a month's run lowers the limit to what its work needs
+    (:func:`fit_memory`)."""
+    given = _given_limit()
     if given:
-        if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", given):
-            raise PovwatchError(
-                f"{MEMORY_ENV}={given!r}: not a memory size (examples: 8GiB, 16000MB)"
-            )
         return given
+    return f"{_machine_share() // 2**20}MiB"
+
+
+def _given_limit() -> str:
+    given = os.environ.get(MEMORY_ENV, "").strip()
+    if given and not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", given):
+        raise PovwatchError(f"{MEMORY_ENV}={given!r}: not a memory size (examples: 8GiB, 16000MB)")
+    return given
+
+
+def _machine_share() -> int:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return f"{int(total * DEFAULT_MEMORY_SHARE) // 2**20}MiB"
+    return int(total * DEFAULT_MEMORY_SHARE)
+
+
+# What a month's stages need of DuckDB, per settlement row classified in the run (measured at
+# province scale, 2.3M rows a month, bench/README.md): the classification holds the month's
+# checked rows and their hash tables (1.5 GiB for 2.3M rows without spilling); the stages
+# after it read running totals and a few persons' rows, which 1 GiB serves at that scale.
+# DuckDB fills whatever limit it has with cached blocks, needed or not: at 40 % of a 24 GiB
+# machine the month peaked at 3.2 GiB, with these limits under 2 GiB at the same speed.
+STAGING_BYTES_PER_ROW = 600
+AFTER_STAGING_BYTES_PER_ROW = 340
+MEMORY_FLOOR = 2**29
+
+
+def fit_memory(con: duckdb.DuckDBPyConnection, rows: int, bytes_per_row: int) -> None:
+    """Set DuckDB's limit to ``rows`` × ``bytes_per_row``, at least ``MEMORY_FLOOR`` and at
+    most 40 % of the machine; a limit given in ``POVWATCH_DUCKDB_MEMORY`` is left as it is."""
+    if _given_limit():
+        return
+    limit = min(max(rows * bytes_per_row, MEMORY_FLOOR), _machine_share())
+    con.execute(f"set memory_limit = '{limit // 2**20}MiB'")
 
 
 @cache
@@ -177,9 +206,10 @@ def rotate_key(db: Path, old_key: str | None, new_key: str | None) -> None:
 def out_of_memory(exc: BaseException) -> str:
     """One line for DuckDB running out of its memory limit: what it is and how to raise it."""
     what = " ".join(str(exc).split("Possible solutions")[0].split())
+    limit = _given_limit() or f"fitted to the month's rows, up to {memory_limit()}"
     return (
-        f"{what} — the warehouse's memory limit is {memory_limit()} ({MEMORY_ENV}; default "
-        f"{DEFAULT_MEMORY_SHARE:.0%} of this machine's memory); nothing of the month was "
+        f"{what} — the warehouse's memory limit is {limit} ({MEMORY_ENV}; default: fitted, up "
+        f"to {DEFAULT_MEMORY_SHARE:.0%} of this machine's memory); nothing of the month was "
         f"written: set {MEMORY_ENV} higher, or run on a machine with more memory"
     )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipeline.assistance import entitlement
 from pipeline.assistance.audit import (
     MART_COLUMNS,
     _fingerprint,
@@ -137,3 +138,32 @@ def test_carried_rows_follow_the_may_rows(warehouse, tmp_path):
     )
     frame = store_assistance(con, JUN, PolicySet.load())
     assert frame.filter(pl.col("psn_no") == quiet)["paid_fen"].item() == 123456
+
+
+def test_slices_of_persons_give_the_rows_of_one_computation(warehouse, monkeypatch):
+    """entitlements_for_month computes ROWS_PER_SLICE settlement rows at a time (buckets of a
+    hash of psn_no): in slices of 40 rows, June afresh and the carried persons' rows are the
+    same, row for row, as in one slice."""
+    con = connect(warehouse, read_only=True)
+    whole = entitlements_for_month(con, JUN, PolicySet.load())
+    n = con.sql(
+        "select count(*) from stg_settlements where status = 'loaded' and export_month <= '2024-06' "
+        "and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities))"
+    ).fetchone()[0]
+    assert n > 400  # more than ten slices of 40
+    seen = []
+    real = entitlement.compute_entitlements
+    monkeypatch.setattr(entitlement, "ROWS_PER_SLICE", 40)
+    monkeypatch.setattr(
+        entitlement,
+        "compute_entitlements",
+        lambda rows, *a: seen.append(rows.height) or real(rows, *a),
+    )
+    sliced = entitlements_for_month(con, JUN, PolicySet.load())
+    assert len(seen) == -(-n // 40) and sum(seen) == n and max(seen) < n // 4
+    assert sliced.equals(whole) and whole.height > 200
+    # a person's rows are never split between slices: every person is computed once
+    assert sliced["psn_no"].is_unique().all()
+    con.register("few", whole.select("psn_no").head(30).to_arrow())
+    few = entitlements_for_month(con, JUN, PolicySet.load(), persons="few")
+    assert few.equals(whole.head(30))

@@ -1,4 +1,5 @@
-"""DuckDB's memory limit: 40 % of the machine unless POVWATCH_DUCKDB_MEMORY says otherwise."""
+"""DuckDB's memory limit: 40 % of the machine unless POVWATCH_DUCKDB_MEMORY says otherwise, and
+within that what the month's rows need (warehouse.fit_memory, from the classification on)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import pytest
 
 from pipeline.errors import PovwatchError
-from pipeline.store.warehouse import connect, memory_limit
+from pipeline.store import warehouse
+from pipeline.store.warehouse import connect, fit_memory, memory_limit
 
 
 def test_default_is_forty_percent_of_the_machine(monkeypatch):
@@ -20,6 +22,60 @@ def test_the_setting_reaches_the_warehouse_connection(monkeypatch, tmp_path):
     monkeypatch.setenv("POVWATCH_DUCKDB_MEMORY", "3GiB")
     con = connect(tmp_path / "w.duckdb")
     assert con.sql("select current_setting('memory_limit')").fetchall() == [("3.0 GiB",)]
+
+
+def _limit(con) -> str:
+    return con.sql("select current_setting('memory_limit')").fetchone()[0]
+
+
+def test_fitted_to_the_rows_within_the_floor_and_the_machine_share(monkeypatch, tmp_path):
+    monkeypatch.delenv("POVWATCH_DUCKDB_MEMORY", raising=False)
+    con = connect(tmp_path / "w.duckdb")
+    fit_memory(con, 2_000_000, 600)  # 1,200,000,000 bytes = 1144 MiB
+    assert _limit(con) == "1.1 GiB"
+    assert warehouse.STAGING_BYTES_PER_ROW * 2_340_907 < 1.5 * 2**30  # L's month 12 (bench)
+    fit_memory(con, 10, 600)  # a small month: the floor, 512 MiB
+    assert _limit(con) == "512.0 MiB"
+    fit_memory(con, 10**12, 600)  # a huge one: no more than 40 % of the machine
+    share = connect(tmp_path / "v.duckdb")  # (set on connect)
+    assert _limit(con) == _limit(share) != "512.0 MiB"
+
+
+def test_a_given_limit_is_never_fitted(monkeypatch, tmp_path):
+    monkeypatch.setenv("POVWATCH_DUCKDB_MEMORY", "3GiB")
+    con = connect(tmp_path / "w.duckdb")
+    fit_memory(con, 10, 600)
+    assert _limit(con) == "3.0 GiB"
+
+
+def test_the_classification_fits_the_limit_to_the_rows_it_classifies(monkeypatch, tmp_path):
+    """Through a month's run: classify_settlements sets the staging limit for the rows of the
+    export months it classifies, then the limit of the stages after it."""
+    from pipeline.ingest import load
+    from pipeline.months import Month
+    from tests.landing import make_landing, person, settlement
+
+    monkeypatch.delenv("POVWATCH_DUCKDB_MEMORY", raising=False)
+    seen = []
+    real = load.fit_memory
+    monkeypatch.setattr(
+        load, "fit_memory", lambda con, r, b: seen.append((r, b)) or real(con, r, b)
+    )
+    p = person("P1")
+    rows = [settlement(f"S{i}", p, "2024-03-05", "10.00") for i in range(3)]
+    landing = make_landing(tmp_path / "landing", [p], {"2024-03": rows})
+    from pipeline.run import compute_month
+    from pipeline.settings import Settings
+
+    settings = Settings(
+        landing=landing, db=tmp_path / "w.duckdb", outbox=tmp_path / "o", quiet=True
+    )
+    compute_month(Month(2024, 3), settings)
+    staging, after = warehouse.STAGING_BYTES_PER_ROW, warehouse.AFTER_STAGING_BYTES_PER_ROW
+    assert seen == [(3, staging), (3, after)]
+    seen.clear()
+    compute_month(Month(2024, 3), settings)  # nothing new to classify: the floor
+    assert seen == [(0, after)]
 
 
 def test_a_bad_size_is_a_one_line_error_naming_the_variable(monkeypatch, tmp_path):
