@@ -47,7 +47,7 @@ from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
-from pipeline.store.warehouse import connect, out_of_memory, transaction
+from pipeline.store.warehouse import connect, fit_memory, out_of_memory, transaction
 from pipeline.warnings.cases import (
     apply_feedback,
     followup_summary,
@@ -299,6 +299,9 @@ def _run(
     say: Progress,
 ) -> tuple[RunResult, pl.DataFrame]:
     report = IngestReport()
+    # Until the classification, DuckDB inserts rows and deduplicates the registry, both of
+    # which spill: the least limit (warehouse.fit_memory), raised for the classification
+    fit_memory(con, 0, 0)
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
     quarantine.check_reference(con)  # a mostly invalid registry stops the month

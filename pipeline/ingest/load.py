@@ -27,6 +27,7 @@ from pipeline.policy.types import IDENTITY_CODES, Department
 from pipeline.resident_id import NUMERIC_LOOKING, valid_mask_expr
 from pipeline.store.warehouse import (
     AFTER_STAGING_BYTES_PER_ROW,
+    REGISTRY_BYTES_PER_ROW,
     STAGING_BYTES_PER_ROW,
     fit_memory,
     resource_dir,
@@ -490,7 +491,10 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         persons_batch = good.to_arrow()  # noqa: F841 (read by name in SQL)
         con.execute("insert into persons_in by name select * from persons_batch")
     # A person in several snapshots: the latest snapshot's row (the last row within it).
-    # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in memory.
+    # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in
+    # memory; its limit follows the registry's rows for the sort (warehouse.fit_memory).
+    (rows,) = con.execute("select count(*) from persons_in").fetchone() or (0,)
+    fit_memory(con, rows, REGISTRY_BYTES_PER_ROW)
     con.execute(
         """
         insert into ref_persons by name
@@ -504,6 +508,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         """
     )
     con.execute("drop table persons_in")
+    fit_memory(con, 0, 0)
 
 
 def identity_code_map() -> dict[str, str]:

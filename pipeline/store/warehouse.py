@@ -64,13 +64,18 @@ def _machine_share() -> int:
     return int(total * DEFAULT_MEMORY_SHARE)
 
 
-# What a month's stages need of DuckDB, per settlement row classified in the run (measured at
-# province scale, 2.3M rows a month, bench/README.md): the classification holds the month's
-# checked rows and their hash tables (1.5 GiB for 2.3M rows without spilling); the stages
-# after it read running totals and a few persons' rows, which 1 GiB serves at that scale.
-# DuckDB fills whatever limit it has with cached blocks, needed or not: at 40 % of a 24 GiB
-# machine the month peaked at 3.2 GiB, with these limits under 2 GiB at the same speed.
+# What a month's stages need of DuckDB, per row of the table they work on (measured at
+# province scale: README, "Benchmark"). DuckDB fills whatever limit it has with cached blocks,
+# needed or not: at 40 % of a 24 GiB machine month 12 at L peaked at 3.2 GiB and month 1 at
+# 3.2 GiB; with these limits, 1.8 and 1.9 GiB.
+# - Reading files and inserting rows: the floor (DuckDB spills what it holds to <db>.tmp).
+# - Deduplicating the registry (a sort by psn_no): 300 B a registry row (5M rows: 1.4 GiB).
+# - Classifying the export months: the checked rows and their hash tables, 600 B a settlement
+#   row (2.3M rows: 1.3 GiB, without spilling).
+# - The stages after it read running totals and a few persons' rows: 340 B a settlement row
+#   classified in the run (2.3M rows: 760 MiB, as fast as with 9.6 GiB).
 STAGING_BYTES_PER_ROW = 600
+REGISTRY_BYTES_PER_ROW = 300
 AFTER_STAGING_BYTES_PER_ROW = 340
 MEMORY_FLOOR = 2**29
 

@@ -48,34 +48,36 @@ def test_a_given_limit_is_never_fitted(monkeypatch, tmp_path):
     assert _limit(con) == "3.0 GiB"
 
 
-def test_the_classification_fits_the_limit_to_the_rows_it_classifies(monkeypatch, tmp_path):
-    """Through a month's run: classify_settlements sets the staging limit for the rows of the
-    export months it classifies, then the limit of the stages after it."""
+def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path):
+    """Through a month's run: the floor from the start, the registry's rows for its
+    deduplication, then the rows of the export months classified for the classification and
+    for the stages after it."""
+    from pipeline import run
     from pipeline.ingest import load
     from pipeline.months import Month
+    from pipeline.settings import Settings
     from tests.landing import make_landing, person, settlement
 
     monkeypatch.delenv("POVWATCH_DUCKDB_MEMORY", raising=False)
     seen = []
-    real = load.fit_memory
-    monkeypatch.setattr(
-        load, "fit_memory", lambda con, r, b: seen.append((r, b)) or real(con, r, b)
-    )
-    p = person("P1")
-    rows = [settlement(f"S{i}", p, "2024-03-05", "10.00") for i in range(3)]
-    landing = make_landing(tmp_path / "landing", [p], {"2024-03": rows})
-    from pipeline.run import compute_month
-    from pipeline.settings import Settings
-
+    real = warehouse.fit_memory
+    for module in (run, load):
+        monkeypatch.setattr(
+            module, "fit_memory", lambda con, r, b: seen.append((r, b)) or real(con, r, b)
+        )
+    people = [person("P1"), person("P2")]
+    rows = [settlement(f"S{i}", people[0], "2024-03-05", "10.00") for i in range(3)]
+    landing = make_landing(tmp_path / "landing", people, {"2024-03": rows})
     settings = Settings(
         landing=landing, db=tmp_path / "w.duckdb", outbox=tmp_path / "o", quiet=True
     )
-    compute_month(Month(2024, 3), settings)
+    run.compute_month(Month(2024, 3), settings)
     staging, after = warehouse.STAGING_BYTES_PER_ROW, warehouse.AFTER_STAGING_BYTES_PER_ROW
-    assert seen == [(3, staging), (3, after)]
+    registry = warehouse.REGISTRY_BYTES_PER_ROW
+    assert seen == [(0, 0), (2, registry), (0, 0), (3, staging), (3, after)]
     seen.clear()
-    compute_month(Month(2024, 3), settings)  # nothing new to classify: the floor
-    assert seen == [(0, after)]
+    run.compute_month(Month(2024, 3), settings)  # nothing new to load or classify
+    assert seen == [(0, 0), (0, after)]
 
 
 def test_a_bad_size_is_a_one_line_error_naming_the_variable(monkeypatch, tmp_path):
