@@ -47,7 +47,13 @@ from pipeline.reports.pdf import workers_kept as pdf_workers_kept
 from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
-from pipeline.store.warehouse import connect, fit_memory, out_of_memory, transaction
+from pipeline.store.warehouse import (
+    INGEST_BYTES,
+    connect,
+    fit_memory,
+    out_of_memory,
+    transaction,
+)
 from pipeline.warnings.cases import (
     apply_feedback,
     followup_summary,
@@ -299,9 +305,9 @@ def _run(
     say: Progress,
 ) -> tuple[RunResult, pl.DataFrame]:
     report = IngestReport()
-    # Until the classification, DuckDB inserts rows and deduplicates the registry, both of
-    # which spill: the least limit (warehouse.fit_memory), raised for the classification
-    fit_memory(con, 0, 0)
+    # DuckDB's limit follows each stage's work (warehouse.fit_memory): the least for reading
+    # the reference files
+    fit_memory(con, 0)
     say(f"[{m}] reading reference data from {settings.landing}")
     load_reference(con, settings.landing, m, report)
     quarantine.check_reference(con)  # a mostly invalid registry stops the month
@@ -410,6 +416,7 @@ def _ingest_and_stage(
     say: Progress,
 ) -> list[dict]:
     say(f"[{m}] ingesting settlement exports up to {m}")
+    fit_memory(con, INGEST_BYTES)
     ingest_settlements(con, settings.landing, m, report, settings.require_complete)
     checkpoint("after_ingest")
     staged = classify_settlements(con, m, report)

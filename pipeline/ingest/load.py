@@ -268,7 +268,7 @@ def classify_settlements(
     )
     changed = sorted(em for em in set(wanted) | set(stored) if wanted.get(em) != stored.get(em))
     if not changed:
-        fit_memory(con, 0, AFTER_STAGING_BYTES_PER_ROW)
+        fit_memory(con, 0)
         return []
     start = changed[0]
     con.execute("delete from stg_settlements where export_month >= ?", [start])
@@ -280,9 +280,9 @@ def classify_settlements(
     ).fetchone() or (0,)
     # DuckDB's limit follows the rows classified (warehouse.fit_memory), then the month's
     # later stages get theirs
-    fit_memory(con, rows, STAGING_BYTES_PER_ROW)
+    fit_memory(con, rows * STAGING_BYTES_PER_ROW)
     con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
-    fit_memory(con, rows, AFTER_STAGING_BYTES_PER_ROW)
+    fit_memory(con, rows * AFTER_STAGING_BYTES_PER_ROW)
     redo = sorted(em for em in wanted if em >= start)
     con.executemany("insert into stg_state values (?, ?)", [[em, wanted[em]] for em in redo])
     return redo
@@ -494,7 +494,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
     # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in
     # memory; its limit follows the registry's rows for the sort (warehouse.fit_memory).
     (rows,) = con.execute("select count(*) from persons_in").fetchone() or (0,)
-    fit_memory(con, rows, REGISTRY_BYTES_PER_ROW)
+    fit_memory(con, rows * REGISTRY_BYTES_PER_ROW)
     con.execute(
         """
         insert into ref_persons by name
@@ -508,7 +508,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         """
     )
     con.execute("drop table persons_in")
-    fit_memory(con, 0, 0)
+    fit_memory(con, 0)
 
 
 def identity_code_map() -> dict[str, str]:

@@ -64,28 +64,29 @@ def _machine_share() -> int:
     return int(total * DEFAULT_MEMORY_SHARE)
 
 
-# What a month's stages need of DuckDB, per row of the table they work on (measured at
-# province scale: README, "Benchmark"). DuckDB fills whatever limit it has with cached blocks,
-# needed or not: at 40 % of a 24 GiB machine month 12 at L peaked at 3.2 GiB and month 1 at
-# 3.2 GiB; with these limits, 1.8 and 1.9 GiB.
-# - Reading files and inserting rows: the floor (DuckDB spills what it holds to <db>.tmp).
+# What a month's stages need of DuckDB (measured at province scale: README, "Benchmark").
+# DuckDB fills whatever limit it has with cached blocks, needed or not: at 40 % of a 24 GiB
+# machine month 12 at L peaked at 3.1 GiB and month 1 at 3.1 GiB; with these, under 2 GiB.
+# - Reading the reference files: the floor (DuckDB spills what it holds to <db>.tmp).
 # - Deduplicating the registry (a sort by psn_no): 300 B a registry row (5M rows: 1.4 GiB).
+# - Reading and inserting the settlement exports: 1 GiB (at 512 MiB, 2 s more for 2.3M rows).
 # - Classifying the export months: the checked rows and their hash tables, 600 B a settlement
-#   row (2.3M rows: 1.3 GiB, without spilling).
+#   row (2.3M rows: 1.3 GiB; 2 s more than with 9.6 GiB, 1.4 GiB less at the peak).
 # - The stages after it read running totals and a few persons' rows: 340 B a settlement row
-#   classified in the run (2.3M rows: 760 MiB, as fast as with 9.6 GiB).
-STAGING_BYTES_PER_ROW = 600
-REGISTRY_BYTES_PER_ROW = 300
-AFTER_STAGING_BYTES_PER_ROW = 340
+#   classified in the run (2.3M rows: 760 MiB).
 MEMORY_FLOOR = 2**29
+REGISTRY_BYTES_PER_ROW = 300
+INGEST_BYTES = 2**30
+STAGING_BYTES_PER_ROW = 600
+AFTER_STAGING_BYTES_PER_ROW = 340
 
 
-def fit_memory(con: duckdb.DuckDBPyConnection, rows: int, bytes_per_row: int) -> None:
-    """Set DuckDB's limit to ``rows`` × ``bytes_per_row``, at least ``MEMORY_FLOOR`` and at
-    most 40 % of the machine; a limit given in ``POVWATCH_DUCKDB_MEMORY`` is left as it is."""
+def fit_memory(con: duckdb.DuckDBPyConnection, wanted: int) -> None:
+    """Set DuckDB's limit to ``wanted`` bytes, at least ``MEMORY_FLOOR`` and at most 40 % of
+    the machine; a limit given in ``POVWATCH_DUCKDB_MEMORY`` is left as it is."""
     if _given_limit():
         return
-    limit = min(max(rows * bytes_per_row, MEMORY_FLOOR), _machine_share())
+    limit = min(max(wanted, MEMORY_FLOOR), _machine_share())
     con.execute(f"set memory_limit = '{limit // 2**20}MiB'")
 
 

@@ -31,12 +31,12 @@ def _limit(con) -> str:
 def test_fitted_to_the_rows_within_the_floor_and_the_machine_share(monkeypatch, tmp_path):
     monkeypatch.delenv("POVWATCH_DUCKDB_MEMORY", raising=False)
     con = connect(tmp_path / "w.duckdb")
-    fit_memory(con, 2_000_000, 600)  # 1,200,000,000 bytes = 1144 MiB
+    fit_memory(con, 2_000_000 * 600)  # 1,200,000,000 bytes = 1144 MiB
     assert _limit(con) == "1.1 GiB"
     assert warehouse.STAGING_BYTES_PER_ROW * 2_340_907 < 1.5 * 2**30  # L's month 12 (bench)
-    fit_memory(con, 10, 600)  # a small month: the floor, 512 MiB
+    fit_memory(con, 10 * 600)  # a small month: the floor, 512 MiB
     assert _limit(con) == "512.0 MiB"
-    fit_memory(con, 10**12, 600)  # a huge one: no more than 40 % of the machine
+    fit_memory(con, 10**12 * 600)  # a huge one: no more than 40 % of the machine
     share = connect(tmp_path / "v.duckdb")  # (set on connect)
     assert _limit(con) == _limit(share) != "512.0 MiB"
 
@@ -44,14 +44,14 @@ def test_fitted_to_the_rows_within_the_floor_and_the_machine_share(monkeypatch, 
 def test_a_given_limit_is_never_fitted(monkeypatch, tmp_path):
     monkeypatch.setenv("POVWATCH_DUCKDB_MEMORY", "3GiB")
     con = connect(tmp_path / "w.duckdb")
-    fit_memory(con, 10, 600)
+    fit_memory(con, 10 * 600)
     assert _limit(con) == "3.0 GiB"
 
 
 def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path):
     """Through a month's run: the floor from the start, the registry's rows for its
-    deduplication, then the rows of the export months classified for the classification and
-    for the stages after it."""
+    deduplication, the ingest's limit, then the rows of the export months classified for the
+    classification and for the stages after it."""
     from pipeline import run
     from pipeline.ingest import load
     from pipeline.months import Month
@@ -63,7 +63,7 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
     real = warehouse.fit_memory
     for module in (run, load):
         monkeypatch.setattr(
-            module, "fit_memory", lambda con, r, b: seen.append((r, b)) or real(con, r, b)
+            module, "fit_memory", lambda con, wanted: seen.append(wanted) or real(con, wanted)
         )
     people = [person("P1"), person("P2")]
     rows = [settlement(f"S{i}", people[0], "2024-03-05", "10.00") for i in range(3)]
@@ -74,10 +74,11 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
     run.compute_month(Month(2024, 3), settings)
     staging, after = warehouse.STAGING_BYTES_PER_ROW, warehouse.AFTER_STAGING_BYTES_PER_ROW
     registry = warehouse.REGISTRY_BYTES_PER_ROW
-    assert seen == [(0, 0), (2, registry), (0, 0), (3, staging), (3, after)]
+    ingest = warehouse.INGEST_BYTES
+    assert seen == [0, 2 * registry, 0, ingest, 3 * staging, 3 * after]
     seen.clear()
     run.compute_month(Month(2024, 3), settings)  # nothing new to load or classify
-    assert seen == [(0, 0), (0, after)]
+    assert seen == [0, ingest, 0]
 
 
 def test_a_bad_size_is_a_one_line_error_naming_the_variable(monkeypatch, tmp_path):
