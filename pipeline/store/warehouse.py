@@ -66,7 +66,7 @@ def _machine_share() -> int:
 
 # What a month's stages need of DuckDB (measured at province scale: README, "Benchmark").
 # DuckDB fills whatever limit it has with cached blocks, needed or not: at 40 % of a 24 GiB
-# machine month 12 at L peaked at 3.1 GiB and month 1 at 3.1 GiB; with these, under 2 GiB.
+# machine month 12 at L peaked at 3.1 GiB and month 1 at 3.1 GiB; with these, 1.9 and 2.4.
 # - Reading the reference files: the floor (DuckDB spills what it holds to <db>.tmp).
 # - Deduplicating the registry (a sort by psn_no): 300 B a registry row (5M rows: 1.4 GiB).
 # - Reading and inserting the settlement exports: 1 GiB (at 512 MiB, 2 s more for 2.3M rows).
