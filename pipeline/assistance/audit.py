@@ -81,7 +81,8 @@ def store_assistance(
                 newly_held(con, month, terms),
             ]
         ).unique()
-        # registered: settlement_rows reads it by name (warehouse.REGISTERED_FRAMES)
+        # registered: entitlements_for_month's queries read it by name
+        # (warehouse.REGISTERED_FRAMES)
         con.register("a_affected", affected.to_arrow())
         try:
             fresh = audit(entitlements_for_month(con, month, policies, terms, "a_affected"))

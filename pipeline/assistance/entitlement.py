@@ -64,7 +64,6 @@ from pipeline.policy.types import (
     ReportDay,
     Scope,
 )
-from pipeline.store.warehouse import frame
 
 MED_CLASSES = ["inpatient", "outpatient_chronic", "outpatient", "pharmacy", "other"]
 SCOPE_CLASSES: dict[Scope, list[str]] = {
@@ -395,8 +394,9 @@ def settlement_rows(
     of the persons the audit can concern: every row of an identity holder (their costs are
     attributed to a category), and of anyone else only the rows where assistance paid (the
     rest add nothing to ``paid_fen``). The same result as all rows, at a fraction of them.
-    ``persons``: a registered table whose ``psn_no`` limits the rows to those persons."""
-    return frame(con, _rows_query(persons), [str(month), from_year, month.year])
+    ``persons``: a registered table whose ``psn_no`` limits the rows to those persons.
+    (:func:`entitlements_for_month` reads the same query in slices.)"""
+    return con.execute(_rows_query(persons), [str(month), from_year, month.year]).pl()
 
 
 def _rows_query(persons: str | None) -> str:
@@ -672,9 +672,10 @@ def entitlements_for_month(
     terms = terms or month_terms(con, month, policies)
     from_year = month.year - 1 if terms.needs_prior_year else month.year
     only = f"and psn_no in (select psn_no from {persons})" if persons else ""
-    # The rows wait in a temporary table (filled on every core) and are computed in slices
-    # of persons, by a hash of psn_no: a province's audit reads millions of rows, and its
-    # polars frames would otherwise all be in memory at once.
+    # The rows wait in a temporary table and are computed in slices of persons, by a hash of
+    # psn_no: a province's audit reads millions of rows, and its polars frames would otherwise
+    # all be in memory at once. (DuckDB fills a table on every core, where a query's result
+    # handed straight to Arrow is produced on one: 2.5M rows, 1.7 s against 3.3 s.)
     con.execute(
         f"create temp table a_rows as select *, {_BUCKET} as bucket from ({_rows_query(persons)})",
         [str(month), from_year, month.year],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -12,7 +11,6 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from pipeline.errors import PovwatchError, shown
 from pipeline.store.files import private_dir, restrict
@@ -298,9 +296,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("commit")
 
 
-_FRAMES = itertools.count()
-
-
 # Frames into SQL. A month runs in one transaction, and a view registered for a frame
 # (``con.register``) stays in DuckDB's catalog until that transaction commits, even once
 # unregistered, and with it the frame's Arrow buffers: at 5M persons the month's raw batches
@@ -311,17 +306,3 @@ _FRAMES = itertools.count()
 # ``con.register`` only where another function's query reads the frame by name
 # (REGISTERED_FRAMES, small sets of keys; tests/unit/store/test_frames_in_sql.py).
 REGISTERED_FRAMES = ("a_affected",)
-
-
-def frame(
-    con: duckdb.DuckDBPyConnection, query: str, params: list | dict | None = None
-) -> pl.DataFrame:
-    """The result of ``query`` as a polars frame, through a temporary table: DuckDB fills a
-    table on every core, where a query's result handed straight to Arrow is produced on one
-    (2.5M settlement rows of a province's year: 3.3 s straight, 1.7 s through a table)."""
-    name = f"pw_frame_{next(_FRAMES)}"
-    con.execute(f"create temp table {name} as {query}", params)
-    try:
-        return con.sql(f"select * from {name}").pl()
-    finally:
-        con.execute(f"drop table {name}")

@@ -1,5 +1,5 @@
 """DuckDB's memory limit: 40 % of the machine unless POVWATCH_DUCKDB_MEMORY says otherwise, and
-within that what the month's rows need (warehouse.fit_memory, from the classification on)."""
+within that what each stage of a month needs (warehouse.fit_memory)."""
 
 from __future__ import annotations
 
