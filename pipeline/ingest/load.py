@@ -337,8 +337,12 @@ def load_reference(
     for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)
+    # (under the registry's limit, set for its deduplication: the identities are matched
+    # against the registry just written, beside the rows it replaced in this transaction;
+    # at the floor a province's month with a new registry ran out of memory)
     _load_identities(con, landing, report)
     _load_income(con, landing, report)
+    fit_memory(con, 0)
     if digest is not None:
         con.execute("insert into ref_state values (?)", [digest])
 
@@ -492,7 +496,8 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         con.execute("insert into persons_in by name select * from persons_batch")
     # A person in several snapshots: the latest snapshot's row (the last row within it).
     # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in
-    # memory; its limit follows the registry's rows for the sort (warehouse.fit_memory).
+    # memory; its limit follows the registry's rows, for the sort and for the identities'
+    # match after it (load_reference sets the floor again; warehouse.fit_memory).
     (rows,) = con.execute("select count(*) from persons_in").fetchone() or (0,)
     fit_memory(con, rows * REGISTRY_BYTES_PER_ROW)
     con.execute(
@@ -508,7 +513,6 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         """
     )
     con.execute("drop table persons_in")
-    fit_memory(con, 0)
 
 
 def identity_code_map() -> dict[str, str]:
