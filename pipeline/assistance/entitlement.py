@@ -399,9 +399,14 @@ def settlement_rows(
     return con.execute(_rows_query(persons), [str(month), from_year, month.year]).pl()
 
 
+def _only(persons: str | None) -> str:
+    """The condition limiting a query to the ``psn_no`` of the registered table ``persons``."""
+    return f"and psn_no in (select psn_no from {persons})" if persons else ""
+
+
 def _rows_query(persons: str | None) -> str:
     """:func:`settlement_rows`' query (parameters: the month, the first and last cost year)."""
-    only = f"and psn_no in (select psn_no from {persons})" if persons else ""
+    only = _only(persons)
     return f"""
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
@@ -671,7 +676,7 @@ def entitlements_for_month(
     """
     terms = terms or month_terms(con, month, policies)
     from_year = month.year - 1 if terms.needs_prior_year else month.year
-    only = f"and psn_no in (select psn_no from {persons})" if persons else ""
+    only = _only(persons)
     # The rows wait in a temporary table and are computed in slices of persons, by a hash of
     # psn_no: a province's audit reads millions of rows, and its polars frames would otherwise
     # all be in memory at once. (DuckDB fills a table on every core, where a query's result
