@@ -48,6 +48,7 @@ from pipeline.settings import Settings
 from pipeline.store import published
 from pipeline.store.files import restrict_tree, set_private_umask
 from pipeline.store.warehouse import (
+    AFTER_STAGING_BYTES_PER_ROW,
     INGEST_BYTES,
     connect,
     fit_memory,
@@ -420,9 +421,12 @@ def _ingest_and_stage(
     ingest_settlements(con, settings.landing, m, report, settings.require_complete)
     checkpoint("after_ingest")
     staged = classify_settlements(con, m, report)
+    # the stages after it read running totals and a few persons' rows: sized by the rows
+    # classified in this run (none: the floor)
+    fit_memory(con, staged.rows * AFTER_STAGING_BYTES_PER_ROW)
     checkpoint("after_staging")
-    if staged:
-        say(f"[{m}] staged export months {staged[0]}..{staged[-1]}")
+    if staged.months:
+        say(f"[{m}] staged export months {staged.months[0]}..{staged.months[-1]}")
     return _reconcile(con, m)
 
 

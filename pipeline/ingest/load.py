@@ -26,7 +26,6 @@ from pipeline.months import Month
 from pipeline.policy.types import IDENTITY_CODES, Department
 from pipeline.resident_id import NUMERIC_LOOKING, valid_mask_expr
 from pipeline.store.warehouse import (
-    AFTER_STAGING_BYTES_PER_ROW,
     REGISTRY_BYTES_PER_ROW,
     STAGING_BYTES_PER_ROW,
     fit_memory,
@@ -239,10 +238,19 @@ def _insert_raw(
     con.execute("insert into raw_settlements by name select * from raw_batch")
 
 
+@dataclass(frozen=True)
+class Staged:
+    """What :func:`classify_settlements` classified: the export months (none: every month
+    was kept as it was) and their raw rows (what the month's later stages are sized by)."""
+
+    months: list[str]
+    rows: int
+
+
 def classify_settlements(
     con: duckdb.DuckDBPyConnection, month: Month, report: IngestReport
-) -> list[str]:
-    """Stage the export months up to ``month`` whose inputs changed; returns those months.
+) -> Staged:
+    """Stage the export months up to ``month`` whose inputs changed.
 
     An export month's classification depends on its own files, the earlier months and the
     registry (unknown persons): when all of these are unchanged, it is kept as it was.
@@ -268,8 +276,7 @@ def classify_settlements(
     )
     changed = sorted(em for em in set(wanted) | set(stored) if wanted.get(em) != stored.get(em))
     if not changed:
-        fit_memory(con, 0)
-        return []
+        return Staged([], 0)
     start = changed[0]
     con.execute("delete from stg_settlements where export_month >= ?", [start])
     con.execute("delete from stg_file_totals where export_month >= ?", [start])
@@ -278,14 +285,12 @@ def classify_settlements(
         "select count(*) from raw_settlements where export_month between ? and ?",
         [start, str(month)],
     ).fetchone() or (0,)
-    # DuckDB's limit follows the rows classified (warehouse.fit_memory), then the month's
-    # later stages get theirs
+    # DuckDB's limit follows the rows classified (warehouse.fit_memory)
     fit_memory(con, rows * STAGING_BYTES_PER_ROW)
     con.execute(sql("staging/stg_settlements"), {"from": start, "month": str(month)})
-    fit_memory(con, rows * AFTER_STAGING_BYTES_PER_ROW)
     redo = sorted(em for em in wanted if em >= start)
     con.executemany("insert into stg_state values (?, ?)", [[em, wanted[em]] for em in redo])
-    return redo
+    return Staged(redo, rows)
 
 
 # --------------------------------------------------------------------------- reference data
