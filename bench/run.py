@@ -333,13 +333,59 @@ def main(argv: list[str] | None = None) -> int:
         "backfill_s": round(sum(m["seconds"] for m in backfill.get("backfill", [])), 1),
         "generate_s": summary["generate_seconds"],
         "cpu_count": os.cpu_count(),
+        "code": _code_version(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+    report["targets"] = judge(report)
     out = HERE / "results" / f"{scale}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table(report))
     print(f"written {out.relative_to(REPO)}")
     return 0 if identical else 1
+
+
+def _code_version() -> str:
+    from pipeline import code_version
+
+    return code_version()
+
+
+# The issue's targets at L (ratios within one run): (measure, limit, met when the value is …)
+TARGETS = {
+    "compute_over_sql_incremental": (1.5, "at most"),
+    "month_without_reports_over_sql_incremental": (3.0, "at most"),
+    "pandas_over_month_without_reports": (10.0, "at least"),
+    "month12_over_month1": (1.3, "at most"),
+    "peak_rss_gib": (2.0, "at most"),
+}
+
+
+def judge(report: dict) -> dict:
+    """Each target's value in ``report`` and whether it is met (None: not measured).
+
+    The month is ``povwatch run`` of month 12 with its gates, less its reports stage; the peak
+    RSS is the highest of the povwatch variants (month 12 with its reports, and month 1)."""
+    ratios = report.get("ratios") or {}
+    variants = report.get("variants") or {}
+    month = (report.get("without_reports") or {}).get("wall_s", {}).get("povwatch_run")
+    pandas = variants.get("pandas", {}).get("wall_s")
+    rss = [v["rss_gib"] for n, v in variants.items() if n.startswith("povwatch_")]
+    values = {
+        "compute_over_sql_incremental": ratios.get("povwatch_compute"),
+        "month_without_reports_over_sql_incremental": (
+            (report.get("without_reports") or {}).get("ratios", {}).get("povwatch_run")
+        ),
+        "pandas_over_month_without_reports": round(pandas / month, 2) if pandas and month else None,
+        "month12_over_month1": report.get("month12_over_month1"),
+        "peak_rss_gib": max(rss) if rss else None,
+    }
+    out = {}
+    for name, (limit, sense) in TARGETS.items():
+        value = values[name]
+        met = None if value is None else value <= limit if sense == "at most" else value >= limit
+        out[name] = {"value": value, "target": f"{sense} {limit}", "met": met}
+    return out
 
 
 def table(report: dict) -> str:
@@ -368,6 +414,9 @@ def table(report: dict) -> str:
     lines.append(
         f"backfill of the year (warehouse stage, gates off, no reports): {report['backfill_s']} s"
     )
+    for name, t in (report.get("targets") or {}).items():
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"target {name}: {t['value']} ({t['target']}): {verdict}")
     r = report.get("reports_demo")
     if not r or "month" not in r:
         return "\n".join(lines)
