@@ -279,14 +279,18 @@ create table if not exists delivery_log (
 -- What each run delivered where (JSON: one entry per destination with its counts).
 alter table run_ledger add column if not exists deliveries varchar;
 
--- sha256 of landing files by path, size and modification time: a file whose size and
--- mtime are unchanged is not hashed again.
+-- sha256 of landing files by path, size, modification time, ctime and inode: a file with
+-- all of these unchanged is not hashed again.
 create table if not exists file_digests (
     path varchar primary key,           -- absolute path
     bytes bigint not null,
     mtime_ns bigint not null,
     sha256 varchar not null
 );
+-- A file rewritten in place with its old mtime put back: its ctime and inode tell
+-- (ingest/digests.py). Rows of older warehouses have none, so their files are hashed once.
+alter table file_digests add column if not exists ctime_ns bigint;
+alter table file_digests add column if not exists inode bigint;
 
 -- What the reference tables were loaded from (files' sha256, identity codes, loader code):
 -- the same digest again means the tables are kept as they are, not reloaded.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import duckdb
 import pytest
@@ -316,6 +317,35 @@ def test_a_rerun_of_an_old_month_never_sees_later_exports(tmp_path):
     assert warnings_csv(s.db, Month.parse("2024-02")) == before
     assert len(_warnings(s, "2024-02")) == 1
     assert _warnings(s, "2024-03") == []
+
+
+def test_an_export_corrected_in_place_with_its_old_mtime_is_read_again(tmp_path):
+    # Contract (data as of M): a re-run sees the export folders as they are. A file edited in
+    # place keeping its size, its old mtime put back (cp -p, rsync -t, touch -r), is read again.
+    p = person("P1", "370811", seq=1)
+    s = _settings(tmp_path)
+    make_landing(
+        s.landing,
+        [p],
+        {"2024-02": [settlement("S1", p, "2024-02-10 09:00:00", "20000.00")]},
+        identities=[(p["certno"], "dibao_edge", "2023-01-01", None)],
+    )
+    _run(s, "2024-02")
+    (w,) = _warnings(s, "2024-02")
+    assert w["burden_ytd"] == "20000.00"  # > 50% × 39890 = 19945.00 (004 §六)
+    (export,) = (s.landing / "settlements" / "2024-02").iterdir()
+    st = export.stat()
+    data = export.read_bytes()
+    # medfee_sumamt 21000.00 = hifp 1000.00 + psn_part_amt 20000.00 → 30000.00 = 1000 + 29000
+    assert data.count(b",21000.00,") == data.count(b",20000.00,") == 1
+    export.write_bytes(
+        data.replace(b",21000.00,", b",30000.00,").replace(b",20000.00,", b",29000.00,")
+    )
+    os.utime(export, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (export.stat().st_size, export.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    _run(s, "2024-02")
+    (w,) = _warnings(s, "2024-02")
+    assert w["burden_ytd"] == "29000.00"
 
 
 def test_identity_in_force_on_the_last_day_decides_the_rule(tmp_path):

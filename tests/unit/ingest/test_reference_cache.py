@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 from pipeline.ingest.digests import file_sha256
 from pipeline.ingest.load import IngestReport, load_reference
@@ -75,16 +77,81 @@ def test_a_registry_snapshot_coming_into_force_reloads(tmp_path):
     ]
 
 
-def test_file_hashed_again_only_when_size_or_mtime_changes(tmp_path):
+def _counting_hashes(monkeypatch) -> list[Path]:
+    from pipeline.ingest import digests
+
+    hashed: list[Path] = []
+    real = digests.sha256_of
+    monkeypatch.setattr(digests, "sha256_of", lambda p: hashed.append(p) or real(p))
+    return hashed
+
+
+def test_an_unchanged_file_is_not_hashed_again(tmp_path, monkeypatch):
+    hashed = _counting_hashes(monkeypatch)
     con = connect(tmp_path / "w.duckdb")
     path = tmp_path / "a.csv"
     path.write_bytes(b"abc")
     assert file_sha256(con, path) == sha256_of(path)
-    # Same size and mtime: the recorded digest is trusted (here deliberately stale).
+    assert file_sha256(con, path) == sha256_of(path)
+    assert hashed == [path]
+    # a new mtime: hashed again
     st = path.stat()
-    path.write_bytes(b"xyz")
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert file_sha256(con, path) != sha256_of(path)
-    # A new mtime: hashed again.
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert file_sha256(con, path) == sha256_of(path)
+    assert hashed == [path, path]
+
+
+def test_a_file_corrected_in_place_with_its_old_mtime_is_hashed_again(tmp_path, monkeypatch):
+    """Same size, the old mtime put back (touch -r, cp -p): the write moved its ctime."""
+    hashed = _counting_hashes(monkeypatch)
+    con = connect(tmp_path / "w.duckdb")
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"60000.00")
+    before = file_sha256(con, path)
+    st = path.stat()
+    time.sleep(0.01)  # (ctime has the file system's clock granularity)
+    path.write_bytes(b"50000.00")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert file_sha256(con, path) == sha256_of(path) != before
+    assert len(hashed) == 2
+
+
+def test_a_copy_put_in_its_place_is_hashed_again(tmp_path, monkeypatch):
+    """Another file (another inode) renamed over it, with the same size and mtime."""
+    hashed = _counting_hashes(monkeypatch)
+    con = connect(tmp_path / "w.duckdb")
+    path, new = tmp_path / "a.csv", tmp_path / "a.csv.new"
+    path.write_bytes(b"60000.00")
+    before = file_sha256(con, path)
+    st = path.stat()
+    new.write_bytes(b"50000.00")
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, path)
+    assert file_sha256(con, path) == sha256_of(path) != before
+    assert len(hashed) == 2
+
+
+def test_digests_of_an_older_warehouse_are_taken_once_more(tmp_path, monkeypatch):
+    """A cache row without ctime and inode (before they were kept): hashed again, once."""
+    import duckdb
+
+    db = tmp_path / "w.duckdb"
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"abc")
+    st = path.stat()
+    old = duckdb.connect(str(db))
+    old.execute(
+        "create table file_digests (path varchar primary key, bytes bigint not null, "
+        "mtime_ns bigint not null, sha256 varchar not null)"
+    )
+    old.execute(
+        "insert into file_digests values (?, ?, ?, 'stale')",
+        [str(path.resolve()), st.st_size, st.st_mtime_ns],
+    )
+    old.close()
+    hashed = _counting_hashes(monkeypatch)
+    con = connect(db)
+    assert file_sha256(con, path) == sha256_of(path) != "stale"
+    assert file_sha256(con, path) == sha256_of(path)
+    assert hashed == [path]
