@@ -202,7 +202,7 @@ def warnings(
 
 @app.command()
 def demo(
-    persons: Annotated[int, typer.Option(help="size of the synthetic city")] = 50_000,
+    persons: Annotated[int, typer.Option(help="size of the synthetic city", min=20)] = 50_000,
     year: Annotated[int, typer.Option(help="year to simulate")] = 2024,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     landing: Landing = DEFAULT_LANDING,

@@ -168,6 +168,11 @@ ANOMALY_OUTCOME: dict[str, str] = {
     "missing_psn_no": "quarantined",  # empty psn_no
 }
 
+# The quarantined imperfections of an export are at most this share of its rows, below the
+# contract's default limit (5 %): a small demo city still runs every month (a few per kind
+# would otherwise be a tenth of a 300-person city's export). Larger cities never reach it.
+QUARANTINE_SHARE = 0.04
+
 _IDENTITY_DEPT = {
     "tekun": "civil_affairs",
     "dibao": "civil_affairs",
@@ -898,20 +903,28 @@ def _build(n_persons: int, seed: int, year: int) -> _City:
 
     # rows that do not count: invalidated and bad rows, each a copy of a normal row of the export
     extras = []
+    kinds = (
+        "invalidated",
+        "bad_sum",
+        "non_numeric_amount",
+        "bad_certno",
+        "future_setl_time",
+        "orphan_reversal",
+        "missing_psn_no",
+    )
+    quarantined = [k for k in kinds if ANOMALY_OUTCOME[k] == "quarantined"]
     for m in range(1, 13):
         pool = np.flatnonzero((exp == m) & (month_of == m) & ~used)
-        for kind in (
-            "invalidated",
-            "bad_sum",
-            "non_numeric_amount",
-            "bad_certno",
-            "future_setl_time",
-            "orphan_reversal",
-            "missing_psn_no",
-        ):
+        # each quarantined kind's share of the export's budget; the remainder goes round the
+        # kinds month by month, so that a small city still has every kind in its year
+        budget, q = int(np.count_nonzero(exp == m) * QUARANTINE_SHARE), len(quarantined)
+        for kind in kinds:
             if kind == "non_numeric_amount" and SHAPES[(m - 1) % 6] == "parquet":
                 continue  # a decimal column cannot hold text
-            n_k = min(few(), pool.size)
+            n_k = min(few(), pool.size)  # (drawn whatever the budget: the same city above it)
+            if kind in quarantined:
+                i = quarantined.index(kind)
+                n_k = min(n_k, budget // q + int((i - m) % q < budget % q))
             if n_k == 0:
                 continue
             pick = arng.choice(pool, size=n_k, replace=False)

@@ -20,6 +20,7 @@ USAGE_ERRORS = [
     (["backfill", "--from", "2024-05", "--to", "2024-01"], "'--to'"),
     (["backfill", "--from", "2024-5", "--to", "2024-06"], "'--from'"),
     (["demo", "--persons", "many"], "'--persons'"),
+    (["demo", "--persons", "19"], "'--persons'"),  # the generator's smallest city is 20
     (["policy", "simulate", "--month", "2024-03", "--region", "37x"], "'--region'"),
     (["policy", "simulate", "--month", "2024-03", "--region", "3708", "--factor", "a:b"], "'--factor'"),
     (["policy", "simulate", "--month", "2024-03", "--region", "3708", "--income", "moon:all"], "'--income'"),
