@@ -97,6 +97,23 @@ def _require_landing(landing: Path) -> None:
     require_landing(landing)
 
 
+def _note_stale(db: Path, after: Month | None = None, month: Month | None = None) -> None:
+    """On stderr: the months run on exports that changed since (ledger.stale_months), those
+    after ``after`` (a run just made) or ``month`` itself (one being read)."""
+    from pipeline.store.ledger import stale_months, stale_note
+    from pipeline.store.warehouse import connect
+
+    con = connect(db, read_only=True)
+    try:
+        months = stale_months(con)
+    finally:
+        con.close()
+    months = [x for x in months if (after is not None and x > str(after)) or x == str(month or "")]
+    note = stale_note(months)
+    if note:
+        print(note, file=sys.stderr)
+
+
 def _month(text: str, option: str = "--month") -> Month:
     try:
         return Month.parse(text)
@@ -123,6 +140,7 @@ def run(
     settings = settings.model_copy(update={"require_complete": require_complete})
     result = run_month(m, settings)
     typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
+    _note_stale(db, after=m)
 
 
 @app.command()
@@ -148,6 +166,7 @@ def backfill(
     for m in first.through(last):
         result = run_month(m, settings)
         typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
+    _note_stale(db, after=last)
 
 
 def warnings_csv(db: Path, month: Month) -> str:
@@ -198,6 +217,7 @@ def warnings(
     m = _month(month)
     sys.stdout.buffer.write(warnings_csv(db, m).encode("utf-8"))
     sys.stdout.flush()
+    _note_stale(db, month=m)
 
 
 @app.command()
@@ -380,6 +400,7 @@ def cases(
         )
     sys.stdout.buffer.write(cases_csv(frame).encode("utf-8"))
     sys.stdout.flush()
+    _note_stale(db, month=m)
 
 
 @app.command()

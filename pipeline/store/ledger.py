@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
+
 from pipeline.errors import PovwatchError, shown
 from pipeline.money import yuan
 from pipeline.months import Month
@@ -31,6 +33,12 @@ def status_text(db: Path, month: Month | None = None) -> str:
                 f"{m}  {outcome:<7}  {run_id}  started {started:%Y-%m-%d %H:%M:%S} UTC  {took}"
                 + (f"  warnings {n}" if n is not None else "")
                 + (f"  — {message}" if message else "")
+            )
+        stale = [m for m in stale_months(con) if month is None or m == str(month)]
+        if stale:
+            lines.append(
+                f"stale: {', '.join(stale)} (computed from settlement exports that have "
+                f"changed since; povwatch backfill --from {stale[0]} --to {stale[-1]})"
             )
         last = runs[-1][0] if month else None
         if last:
@@ -138,6 +146,60 @@ def last_success(db: Path, month: Month) -> str | None:
     finally:
         con.close()
     return rows[0][0] if rows and rows[0][1] == "success" else None
+
+
+def stale_months(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Months whose latest run read other settlement exports than the warehouse now holds.
+
+    A month's data are the export folders up to it (contract). Running an earlier month again
+    after one of those folders changed (a late or corrected file, a file removed) reads the
+    folder again, so every later month already run was computed from what the folder held
+    before: its warnings, cases and reports stay as they were until it is run again. Compared
+    by file and sha256 (``ledger_files`` of the month's latest run against ``ingested_files``).
+    """
+    try:
+        return _stale_months(con)
+    except duckdb.CatalogException:  # a warehouse of an older version, opened read-only
+        return []
+
+
+def _stale_months(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        """
+        with latest as (
+            select month, arg_max(run_id, started_at) as run_id
+            from run_ledger where outcome in ('success', 'publishing')
+            group by month
+        ),
+        used as (
+            select l.month, f.export_month, f.source_file, f.sha256
+            from latest as l join ledger_files as f on f.run_id = l.run_id
+        ),
+        held as (
+            select l.month, i.export_month, i.source_file, i.sha256
+            from latest as l join ingested_files as i on i.export_month <= l.month
+        )
+        select distinct month from (
+            (select * from used except select * from held)
+            union all
+            (select * from held except select * from used)
+        )
+        order by month
+        """
+    ).fetchall()
+    return [month for (month,) in rows]
+
+
+def stale_note(months: list[str]) -> str | None:
+    """One line for the user naming ``months`` (:func:`stale_months`) and how to redo them."""
+    if not months:
+        return None
+    one = len(months) == 1
+    return (
+        f"povwatch: note: {', '.join(months)} {'was' if one else 'were'} computed from "
+        f"settlement exports that have changed since; run {'it' if one else 'them'} again: "
+        f"povwatch backfill --from {months[0]} --to {months[-1]}"
+    )
 
 
 def require_run(con, db: Path, month: Month | str, *, or_later: bool = False) -> None:
