@@ -342,12 +342,12 @@ def load_reference(
     for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)
-    # (under the registry's limit, set for its deduplication: the identities are matched
-    # against the registry just written, beside the rows it replaced in this transaction;
-    # at the floor a province's month with a new registry ran out of memory)
+    # Back to the floor once the registry is deduplicated: the identity holders' look-ups
+    # hash the holders, not the registry (month 1 at L peaked at 2.05 GiB under the
+    # registry's limit; at the floor, 1.83 GiB).
+    fit_memory(con, 0)
     _load_identities(con, landing, report)
     _load_income(con, landing, report)
-    fit_memory(con, 0)
     if digest is not None:
         con.execute("insert into ref_state values (?)", [digest])
 
@@ -501,8 +501,8 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         con.execute("insert into persons_in by name select * from persons_batch")
     # A person in several snapshots: the latest snapshot's row (the last row within it).
     # Deduplicated in DuckDB, which spills to disk: a province's registry need not fit in
-    # memory; its limit follows the registry's rows, for the sort and for the identities'
-    # match after it (load_reference sets the floor again; warehouse.fit_memory).
+    # memory; its limit follows the registry's rows, for the sort (load_reference sets the
+    # floor again after it; warehouse.fit_memory).
     (rows,) = con.execute("select count(*) from persons_in").fetchone() or (0,)
     fit_memory(con, rows * REGISTRY_BYTES_PER_ROW)
     con.execute(
@@ -569,17 +569,26 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
     # polars): the person of a resident id (the first in psn_no order when an id is held
     # twice), and whether the person number is in the registry.
     ident_in = frame.select("_i", "psn_no", "certno").to_arrow()  # noqa: F841 (read by name in SQL)
+    # (Both look-ups build their hash tables on the identity holders, not on the registry:
+    # hashing a province's 5M person numbers ran out of memory at the floor, beside the
+    # registry rows the month's transaction replaces.)
     found = con.sql(
         """
-        select i._i, c._by_cert,
-               coalesce(i.psn_no, c._by_cert) in (select psn_no from ref_persons) as _known
-        from ident_in as i
-        left join (
-            select certno, min(psn_no) as _by_cert
-            from ref_persons
-            where certno in (select certno from ident_in)
-            group by certno
-        ) as c using (certno)
+        with named as (
+            select i._i, c._by_cert, coalesce(i.psn_no, c._by_cert) as _p
+            from ident_in as i
+            left join (
+                select certno, min(psn_no) as _by_cert
+                from ref_persons
+                where certno in (select certno from ident_in)
+                group by certno
+            ) as c using (certno)
+        )
+        select _i, _by_cert,
+               case when _p is not null then _p in (
+                   select psn_no from ref_persons where psn_no in (select _p from named)
+               ) end as _known
+        from named
         """
     ).pl()
     frame = frame.join(found, on="_i", how="left", maintain_order="left").with_columns(

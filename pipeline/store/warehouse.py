@@ -67,8 +67,8 @@ def _machine_share() -> int:
 # machine month 12 at L peaked at 3.1 GiB and month 1 at 3.1 GiB; with these, 1.9 and 2.4.
 # - Reading the reference files: the floor (DuckDB spills what it holds to <db>.tmp).
 # - Deduplicating the registry (a sort by psn_no): 300 B a registry row (5M rows: 1.4 GiB).
-#   Kept while the identity holders are matched against it: at the floor, a month of a new
-#   registry ran out of memory at L (the rows it replaces are still in the transaction).
+#   The identity holders are then matched against it at the floor: both look-ups hash the
+#   holders, not the registry (hashing the 5M person numbers ran out of memory there).
 # - Reading and inserting the settlement exports: 1 GiB (at 512 MiB, 2 s more for 2.3M rows).
 # - Classifying the export months: the checked rows and their hash tables, 600 B a settlement
 #   row (2.3M rows: 1.3 GiB; 2 s more than with 9.6 GiB, 1.4 GiB less at the peak).

@@ -65,9 +65,8 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
         monkeypatch.setattr(
             module, "fit_memory", lambda con, wanted: seen.append(wanted) or real(con, wanted)
         )
-    # the identities are matched against the registry under the registry's limit, not the
-    # floor (a province's month with a new registry ran out of memory there)
-    # (512 MiB a registry row: two persons' limit, 1 GiB, is above the floor)
+    # the registry is deduplicated under its rows' limit (512 MiB a row here: two persons'
+    # limit, 1 GiB, is above the floor), the identity holders are matched at the floor
     monkeypatch.setattr(load, "REGISTRY_BYTES_PER_ROW", 2**29)
     real_identities = load._load_identities
     monkeypatch.setattr(
@@ -84,7 +83,7 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
     run.compute_month(Month(2024, 3), settings)
     staging, after = warehouse.STAGING_BYTES_PER_ROW, warehouse.AFTER_STAGING_BYTES_PER_ROW
     ingest = warehouse.INGEST_BYTES
-    assert seen == [0, 2**30, ("identities", "1.0 GiB"), 0, ingest, 3 * staging, 3 * after]
+    assert seen == [0, 2**30, 0, ("identities", "512.0 MiB"), ingest, 3 * staging, 3 * after]
     seen.clear()
     run.compute_month(Month(2024, 3), settings)  # nothing new to load or classify
     assert seen == [0, ingest, 0]
