@@ -36,10 +36,7 @@ def status_text(db: Path, month: Month | None = None) -> str:
             )
         stale = [m for m in stale_months(con) if month is None or m == str(month)]
         if stale:
-            lines.append(
-                f"stale: {', '.join(stale)} (computed from settlement exports that have "
-                f"changed since; povwatch backfill --from {stale[0]} --to {stale[-1]})"
-            )
+            lines.append(f"stale: {', '.join(stale)} ({_STALE}; {_redo(stale)})")
         last = runs[-1][0] if month else None
         if last:
             files = con.execute(
@@ -167,9 +164,10 @@ def _stale_months(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute(
         """
         with latest as (
-            select month, arg_max(run_id, started_at) as run_id
+            select month, run_id
             from run_ledger where outcome in ('success', 'publishing')
-            group by month
+            qualify row_number() over (
+                partition by month order by started_at desc, run_id desc) = 1
         ),
         used as (
             select l.month, f.export_month, f.source_file, f.sha256
@@ -190,15 +188,21 @@ def _stale_months(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [month for (month,) in rows]
 
 
+_STALE = "computed from settlement exports that have changed since"
+
+
+def _redo(months: list[str]) -> str:
+    return f"povwatch backfill --from {months[0]} --to {months[-1]}"
+
+
 def stale_note(months: list[str]) -> str | None:
     """One line for the user naming ``months`` (:func:`stale_months`) and how to redo them."""
     if not months:
         return None
     one = len(months) == 1
     return (
-        f"povwatch: note: {', '.join(months)} {'was' if one else 'were'} computed from "
-        f"settlement exports that have changed since; run {'it' if one else 'them'} again: "
-        f"povwatch backfill --from {months[0]} --to {months[-1]}"
+        f"povwatch: note: {', '.join(months)} {'was' if one else 'were'} {_STALE}; "
+        f"run {'it' if one else 'them'} again: {_redo(months)}"
     )
 
 

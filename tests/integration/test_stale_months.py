@@ -28,8 +28,7 @@ def _city(tmp_path):
     return p, landing
 
 
-def _args(tmp_path) -> list[str]:
-    return ["--landing", "landing", "--db", "w.duckdb", "--outbox", "out"]
+ARGS = ["--landing", "landing", "--db", "w.duckdb", "--outbox", "out"]
 
 
 def _stale(tmp_path) -> list[str]:
@@ -42,7 +41,7 @@ def _stale(tmp_path) -> list[str]:
 
 def test_a_late_file_in_january_makes_the_later_months_stale_until_run_again(tmp_path):
     p, landing = _city(tmp_path)
-    a = _args(tmp_path)
+    a = ARGS
     done = povwatch("backfill", "--from", "2024-01", "--to", "2024-03", "-q", *a, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "note:" not in done.stderr
@@ -89,7 +88,7 @@ def test_a_late_file_in_january_makes_the_later_months_stale_until_run_again(tmp
 
 def test_a_file_removed_from_an_earlier_folder_is_a_change_too(tmp_path):
     p, landing = _city(tmp_path)
-    a = _args(tmp_path)
+    a = ARGS
     rows = [settlement("S9", p, "2024-01-20 09:00:00", "5000.00")]
     write_csv(landing / "settlements" / "2024-01" / "setl_late.csv", list(rows[0]), rows)
     done = povwatch("backfill", "--from", "2024-01", "--to", "2024-02", "-q", *a, cwd=tmp_path)
