@@ -299,7 +299,7 @@ def povwatch_monthly() -> None:
         then the month's marts published as Parquet. The warehouse's only writer."""
         from pipeline import run
         from pipeline.months import Month
-        from pipeline.store.ledger import last_success
+        from pipeline.store.ledger import last_success, stale_note, stale_of
 
         params = params or {}
         settings = _settings(params)
@@ -309,7 +309,13 @@ def povwatch_monthly() -> None:
         done = _call(last_success, settings.db, Month.parse(month))
         if done and not params.get("force"):
             log.info("%s was delivered by run %s; set force to run it again", month, done)
-            return {"month": month, "run_id": done, "outcome": "skipped", "counties": []}
+            return {
+                "month": month,
+                "run_id": done,
+                "outcome": "skipped",
+                "counties": [],
+                "stale": [],
+            }
         result = _call(
             run.compute_month,
             month,
@@ -324,12 +330,20 @@ def povwatch_monthly() -> None:
                 "run_id": result.run_id,
                 "path": str(settings.db.parent / "published" / settings.db.stem / month),
             }
+        # Later months already run were computed from what the folders held before this run
+        # re-read them (a late or corrected file): said in the task log, as `povwatch run` does.
+        stale = (
+            [] if result.outcome == "dry_run" else _call(stale_of, settings.db, Month.parse(month))
+        )
+        if stale:
+            log.warning("%s", stale_note(stale))
         return {
             "month": month,
             "run_id": result.run_id,
             "outcome": "dry_run" if result.outcome == "dry_run" else "publishing",
             "warnings": result.warnings,
             "counties": result.counties,
+            "stale": stale,
         }
 
     @task

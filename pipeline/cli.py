@@ -98,18 +98,10 @@ def _require_landing(landing: Path) -> None:
 
 
 def _note_stale(db: Path, after: Month | None = None, month: Month | None = None) -> None:
-    """On stderr: the months run on exports that changed since (ledger.stale_months), those
-    after ``after`` (a run just made) or ``month`` itself (one being read)."""
-    from pipeline.store.ledger import stale_months, stale_note
-    from pipeline.store.warehouse import connect
+    """On stderr: the months run on exports that changed since (ledger.stale_of)."""
+    from pipeline.store.ledger import stale_note, stale_of
 
-    con = connect(db, read_only=True)
-    try:
-        months = stale_months(con)
-    finally:
-        con.close()
-    months = [x for x in months if (after is not None and x > str(after)) or x == str(month or "")]
-    note = stale_note(months)
+    note = stale_note(stale_of(db, after=after, month=month))
     if note:
         print(note, file=sys.stderr)
 

@@ -188,6 +188,17 @@ def _stale_months(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [month for (month,) in rows]
 
 
+def stale_of(db: Path, after: Month | None = None, month: Month | None = None) -> list[str]:
+    """:func:`stale_months` of the warehouse at ``db`` that are later than ``after`` (a run
+    just made) or ``month`` itself (one being read). Opened read-only."""
+    con = connect(db, read_only=True)
+    try:
+        months = stale_months(con)
+    finally:
+        con.close()
+    return [m for m in months if (after is not None and m > str(after)) or m == str(month or "")]
+
+
 _STALE = "computed from settlement exports that have changed since"
 
 

@@ -424,3 +424,31 @@ def test_a_dry_run_computes_and_writes_nothing_then_force_recomputes(
         ("success", forced.run_id),
     ]
     assert warnings_in(db, "2024-03") == expected("2024-03")
+
+
+def test_a_rerun_of_an_earlier_month_on_changed_exports_names_the_stale_months(
+    run_dag, tmp_path, monkeypatch
+):
+    """As `povwatch run` says on stderr: March, run before a late file landed in February's
+    folder, was computed from the folder as it was; February's task says so (log and XCom)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    work = data_folder(tmp_path, ["2024-02", "2024-03"], monkeypatch)
+    march = run_dag.test(run_conf=conf("2024-03"))
+    feb = work / "landing" / "settlements" / "2024-02"
+    shutil.copyfile(feb / "setl_202402.csv", feb / "setl_202402_late.csv")
+    february = run_dag.test(run_conf=conf("2024-02"))
+    assert march.state == february.state == "success", states(february)
+
+    def stale(dagrun) -> list[str]:
+        with create_session() as session:
+            xcom = session.scalars(
+                XComModel.get_many(
+                    run_id=dagrun.run_id, dag_ids=DAG_ID, task_ids="compute_month", key="stale"
+                )
+            ).one()
+        return XComModel.deserialize_value(xcom)
+
+    assert stale(march) == []
+    assert stale(february) == ["2024-03"]
