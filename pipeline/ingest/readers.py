@@ -200,6 +200,9 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
         return col.dt.strftime("%Y-%m-%d %H:%M:%S").alias(name)
     if dtype == pl.Date:
         return col.dt.strftime("%Y-%m-%d").alias(name)
+    if dtype == pl.Boolean:
+        # a 0/1 flag written as a Parquet boolean (refd_setl_flag, vali_flag, rural)
+        return col.cast(pl.Int8).cast(pl.String).alias(name)
     if dtype.is_float():
         # a float column (money written as double): exact cents when it is a whole fen
         return pl.coalesce(_float_money_text(col), col.cast(pl.String)).alias(name)

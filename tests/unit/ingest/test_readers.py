@@ -77,3 +77,27 @@ def test_parquet_float_money_and_timestamps(tmp_path):
         "2019.97",
         "1101.80",
     )
+
+
+def test_parquet_boolean_flags_are_0_and_1(tmp_path):
+    # contract: vali_flag and refd_setl_flag are 0/1; a typed export may store them as
+    # booleans: true is 1, false 0 (not the text "true", which staging would quarantine)
+    path = tmp_path / "s.parquet"
+    pl.DataFrame(
+        {
+            "setl_id": ["S1", "S2"],
+            "psn_no": ["P1", "P1"],
+            "insutype": ["390", "390"],
+            "med_type": ["21", "21"],
+            "setl_time": ["2024-01-01 10:00:00", "2024-01-02 10:00:00"],
+            "medfee_sumamt": ["1.00", "-1.00"],
+            "hifp_pay": ["0.00", "0.00"],
+            "fund_pay_sumamt": ["0.00", "0.00"],
+            "psn_part_amt": ["1.00", "-1.00"],
+            "vali_flag": [True, False],
+            "refd_setl_flag": [False, True],
+        }
+    ).write_parquet(path)
+    frame = read_file(path, SETTLEMENTS, tmp_path).frame
+    assert frame["vali_flag"].to_list() == ["1", "0"]
+    assert frame["refd_setl_flag"].to_list() == ["0", "1"]
