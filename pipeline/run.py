@@ -352,7 +352,9 @@ def _run(
             )
 
     say(f"[{m}] computing burden and warnings")
-    warnings = compute_warnings(con, m, rules, store=True)
+    warnings = compute_warnings(
+        con, m, _with_past_regions(con, policies, rules, months, income), store=True
+    )
     con.execute("delete from mart_warnings where month = ?", [str(m)])
     con.execute("delete from mart_warning_routes where month = ?", [str(m)])
     if warnings.height:
@@ -407,6 +409,31 @@ def _run(
     )
     data = replace(data, underpaid=underpaid_rows(audited, named))  # 民政 台账 only
     return result, data
+
+
+def _with_past_regions(
+    con: duckdb.DuckDBPyConnection,
+    policies: PolicySet,
+    rules: pl.DataFrame,
+    months: list[Month],
+    income: pl.DataFrame,
+) -> pl.DataFrame:
+    """``rules`` and those of the regions a person was registered in earlier in the year
+    only (ref_persons_past): the earlier months' flags (first_month) are those of the
+    registry then in force. A region without a complete policy adds none (a run of that
+    month would have stopped: it had no warnings)."""
+    past = con.sql(
+        "select distinct insuplc_admdvs as admdvs from ref_persons_past where present "
+        "except select insuplc_admdvs from ref_persons order by 1"
+    ).pl()
+    extra = []
+    for admdvs in past["admdvs"]:
+        regions_months = pl.DataFrame({"admdvs": admdvs, "m": [str(x) for x in months]})
+        try:
+            extra.append(resolve_rules(policies, regions_months, income))
+        except PovwatchError:
+            continue
+    return pl.concat([rules, *extra], how="vertical_relaxed") if extra else rules
 
 
 def _ingest_and_stage(

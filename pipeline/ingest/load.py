@@ -339,7 +339,15 @@ def load_reference(
         )
         return
     con.execute("delete from ref_state")
-    for table in ("ref_persons", "ref_identities", "ref_income", "ref_rejects", "ref_files"):
+    for table in (
+        "ref_persons",
+        "ref_persons_past",
+        "ref_persons_breaks",
+        "ref_identities",
+        "ref_income",
+        "ref_rejects",
+        "ref_files",
+    ):
         con.execute(f"delete from {table}")
     _load_persons(con, landing, month, report)
     # Back to the floor once the registry is deduplicated: the identity holders' look-ups
@@ -458,9 +466,9 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         raise PovwatchError(f"{landing / 'persons'}: no registry snapshot dated {month} or earlier")
     con.execute(
         "create or replace temp table persons_in as "
-        "select 0::integer as _order, * from ref_persons limit 0"
+        "select 0::integer as _order, ''::varchar as _snap, * from ref_persons limit 0"
     )
-    for order, (_, _, path) in enumerate(sorted(usable)):
+    for order, (snap, _, path) in enumerate(sorted(usable)):
         result = read_file(path, PERSONS, landing)
         reason, column = _first_failure(
             [
@@ -492,6 +500,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         _record_ref(con, report, "persons", result, rejected)
         good = checked.filter(pl.col("reason").is_null()).select(
             pl.lit(order, pl.Int32).alias("_order"),
+            pl.lit(snap, pl.String).alias("_snap"),
             *(c for c in PERSONS.columns if c != "rural"),
             pl.col("rural").cast(pl.Int32),
             pl.lit(result.rel).alias("source_file"),
@@ -508,7 +517,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
     con.execute(
         """
         insert into ref_persons by name
-        select * exclude (_order, _last) from (
+        select * exclude (_order, _snap, _last) from (
             select *, row_number() over (
                 partition by psn_no order by _order desc, source_row desc) = 1 as _last
             from persons_in
@@ -517,7 +526,46 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
         order by psn_no
         """
     )
+    _store_past_registry(con, month, sorted({snap for snap, _, _ in usable if snap}))
     con.execute("drop table persons_in")
+
+
+def _store_past_registry(con, month: Month, snaps: list[str]) -> None:
+    """ref_persons_past and ref_persons_breaks: the registry in force in each earlier month of
+    ``month``'s year, where it differs from the one in force for ``month`` (ref_persons).
+
+    The registry in force for a month is every snapshot dated that month or earlier (and every
+    undated one), the latest winning (contract: latest snapshot wins), as _load_persons reads
+    it. It changes only in a month with a snapshot: January, then each such month up to
+    ``month`` is a break; from the last break on it is ref_persons itself (nothing stored).
+    """
+    january = str(Month(month.year, 1))
+    breaks = [january, *(s for s in snaps if january < s <= str(month))]
+    con.executemany("insert into ref_persons_breaks values (?)", [[b] for b in breaks])
+    for b in breaks[:-1]:
+        con.execute(
+            """
+            insert into ref_persons_past
+            with as_of as (
+                select psn_no, hh_id, insuplc_admdvs, insutype, rural from persons_in
+                where _snap <= $b
+                qualify row_number() over (
+                    partition by psn_no order by _order desc, source_row desc) = 1
+            )
+            select $b, a.psn_no, true, a.hh_id, a.insuplc_admdvs, a.insutype, a.rural
+            from as_of as a left join ref_persons as f using (psn_no)
+            where f.psn_no is null
+                or a.hh_id is distinct from f.hh_id
+                or a.insuplc_admdvs is distinct from f.insuplc_admdvs
+                or a.insutype is distinct from f.insutype
+                or a.rural is distinct from f.rural
+            union all
+            select $b, f.psn_no, false, null, null, null, null
+            from ref_persons as f anti join as_of as a using (psn_no)
+            order by 2
+            """,
+            {"b": b},
+        )
 
 
 def identity_code_map() -> dict[str, str]:

@@ -91,6 +91,74 @@ def people_sql(
     return con.sql(query).pl()
 
 
+def people_by_month(
+    con: duckdb.DuckDBPyConnection, persons: pl.Series, months: list[Month]
+) -> pl.DataFrame:
+    """:func:`people_sql` of ``persons`` as the registry in force in each of ``months`` had
+    them (ref_persons_past), with ``m``; a person not yet in the registry that month has no
+    row. When the registry did not change in those months: :func:`people_sql` (no ``m``)."""
+    wanted = [str(x) for x in months]
+    _wanted = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (SQL)
+    changed = con.execute(
+        "select count(*) from ref_persons_past semi join _wanted using (psn_no) "
+        "where from_month <= ?",
+        [max(wanted)],
+    ).fetchone()
+    if not changed or changed[0] == 0:
+        return people_sql(con, persons)
+    _months = pl.DataFrame({"m": wanted}).to_arrow()  # noqa: F841 (read by name in SQL)
+    return con.sql(
+        """
+        with mb as (
+            select m, (select max(from_month) from ref_persons_breaks where from_month <= m) as b
+            from _months
+        ),
+        past as (select * from ref_persons_past semi join _wanted using (psn_no)),
+        final as (
+            select psn_no, hh_id, insuplc_admdvs as admdvs, insutype, rural
+            from ref_persons semi join _wanted using (psn_no)
+        ),
+        rows as (
+            select mb.m, f.* from final as f cross join mb
+            where not exists (
+                select 1 from past as p where p.psn_no = f.psn_no and p.from_month = mb.b)
+            union all
+            select mb.m, p.psn_no, p.hh_id, p.insuplc_admdvs, p.insutype, p.rural
+            from past as p join mb on p.from_month = mb.b
+            where p.present
+        ),
+        -- a household's size in month m: the registry then in force (ref_persons, less the
+        -- persons whose row differed then, plus their row then)
+        households as (select distinct hh_id from rows where hh_id is not null),
+        now_size as (
+            select hh_id, count(*) as n from ref_persons
+            where hh_id in (select hh_id from households) group by hh_id
+        ),
+        moved_out as (
+            select mb.m, f.hh_id, count(*) as n
+            from ref_persons_past as p join mb on p.from_month = mb.b
+            join ref_persons as f using (psn_no)
+            where f.hh_id in (select hh_id from households)
+            group by all
+        ),
+        moved_in as (
+            select mb.m, p.hh_id, count(*) as n
+            from ref_persons_past as p join mb on p.from_month = mb.b
+            where p.present and p.hh_id in (select hh_id from households)
+            group by all
+        )
+        select r.psn_no, r.m, r.hh_id, r.admdvs, r.insutype, r.rural,
+            case when r.hh_id is not null then
+                coalesce(s.n, 0) - coalesce(o.n, 0) + coalesce(i.n, 0) end as hh_size
+        from rows as r
+        left join now_size as s using (hh_id)
+        left join moved_out as o using (m, hh_id)
+        left join moved_in as i using (m, hh_id)
+        order by r.psn_no, r.m
+        """
+    ).pl()
+
+
 def compute_warnings(
     con: duckdb.DuckDBPyConnection, m: Month, rules: pl.DataFrame, *, store: bool = False
 ) -> pl.DataFrame:
@@ -234,7 +302,8 @@ def _year_flags(
     months = Month(m.year, 1).through(m)
     persons = burden["psn_no"].unique()
     mine = identities.filter(pl.col("psn_no").is_in(persons.implode()))
-    return flag(burden, people_sql(con, persons), identities_by_month(mine, months), rules)
+    people = people_by_month(con, persons, months)
+    return flag(burden, people, identities_by_month(mine, months), rules)
 
 
 def _replay(
@@ -253,7 +322,7 @@ def _replay(
         replay = replay.clear()
     history = flag(
         burden_history(None, replay, m, per_export_sql(con, replay, m)),
-        people,
+        people_by_month(con, replay, months),
         identities_by_month(identities.filter(pl.col("psn_no").is_in(replay.implode())), months),
         rules,
     )

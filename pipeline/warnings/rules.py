@@ -210,17 +210,23 @@ def evaluate(
     """Every (person, m, rule of the person's region) with the rule's verdict, unfiltered.
 
     ``burden``: psn_no, m and the ``burden__<measure>`` columns; ``registry``: psn_no, hh_id,
-    admdvs, insutype, rural, hh_size. A person-unit rule compares the person's burden with
+    admdvs, insutype, rural, hh_size (and m, when it differs by month). A person-unit rule compares the person's burden with
     the threshold; a household-unit rule compares the household's burden with household
     size × the threshold, for every member of the household. Adds ``in_population`` and
     ``over`` (burden strictly greater than the threshold). :func:`flag` keeps the rows where
     both hold; ``warnings.explain`` shows all of them.
     """
-    person = burden.lazy().join(registry.lazy(), on="psn_no", how="inner")
+    # a registry with ``m``: as in force in each month (compute.people_by_month)
+    by_month = "m" in registry.columns
+    person = burden.lazy().join(
+        registry.lazy(), on=["psn_no", "m"] if by_month else "psn_no", how="inner"
+    )
     candidates = [person.with_columns(pl.lit("person").alias("unit"), pl.lit(1).alias("_mult"))]
     if (rules["unit"] == "household").any():
         households = person.group_by("hh_id", "m").agg(pl.col(MEASURE_COLUMNS).sum())
-        members = registry.lazy().join(households, on="hh_id", how="inner")
+        members = registry.lazy().join(
+            households, on=["hh_id", "m"] if by_month else "hh_id", how="inner"
+        )
         candidates.append(
             members.with_columns(
                 pl.lit("household").alias("unit"), pl.col("hh_size").alias("_mult")

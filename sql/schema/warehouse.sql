@@ -68,6 +68,17 @@ create table if not exists ref_persons (
     source_file varchar, source_row integer
 );
 
+-- The registry as it was in force in the earlier months of the run month's year, where it
+-- differs from ref_persons (a later snapshot changed a person's region, insurance type, rural
+-- flag or household, or added the person): from each break (January, then every snapshot
+-- month up to the run month) until the next one. `present` false: not yet in the registry.
+-- A month's first flags are those of the registry then in force (status/first_month).
+create table if not exists ref_persons_past (
+    from_month varchar not null, psn_no varchar not null, present boolean not null,
+    hh_id varchar, insuplc_admdvs varchar, insutype varchar, rural integer
+);
+create table if not exists ref_persons_breaks (from_month varchar not null);
+
 create table if not exists ref_identities (
     psn_no varchar, identity varchar, begin_date date, end_date date, source_dept varchar,
     source_file varchar, source_row integer
