@@ -52,6 +52,7 @@ import polars as pl
 
 from pipeline.assistance.calculator import deductible_fen, income_for_deductible
 from pipeline.errors import PovwatchError
+from pipeline.ingest.load import date_of
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet, income_region
 from pipeline.policy.types import (
@@ -442,7 +443,7 @@ def compute_entitlements(
     people = registry.select(
         "psn_no",
         "admdvs",
-        pl.col("brdy").cast(pl.String).str.to_date(strict=False).alias("_birth"),
+        date_of(pl.col("brdy").cast(pl.String)).alias("_birth"),
     ).join(terms.regions, on="admdvs", how="left")
     eff = effective_identities(identities, registry, terms)
 

@@ -437,7 +437,7 @@ def _first_failure(checks: list[tuple[pl.Expr, str, str]]) -> tuple[pl.Expr, pl.
     return reason.alias("reason"), column.alias("reason_column")
 
 
-def _date(text: pl.Expr) -> pl.Expr:
+def date_of(text: pl.Expr) -> pl.Expr:
     """A date as exported or as a spreadsheet writes it (2024-03-31, 2024/03/31, 20240331,
     2024-03-31 00:00:00); null when it is none of these."""
     head = text.str.strip_chars().str.slice(0, 10)
@@ -489,7 +489,7 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
                     "rural",
                 ),
                 (
-                    pl.col("brdy").is_not_null() & _date(pl.col("brdy")).is_null(),
+                    pl.col("brdy").is_not_null() & date_of(pl.col("brdy")).is_null(),
                     "bad_date",
                     "brdy",
                 ),
@@ -641,8 +641,10 @@ def _load_identities(con, landing: Path, report: IngestReport) -> None:
     ).pl()
     frame = frame.join(found, on="_i", how="left", maintain_order="left").with_columns(
         pl.coalesce("psn_no", "_by_cert").alias("psn_no"),
-        pl.col("begin_date").str.to_date(strict=False).alias("_begin"),
-        pl.col("end_date").str.to_date(strict=False).alias("_end"),
+        # (not polars' inferred format: it takes the first value's, and a spreadsheet's
+        # 2023-01-01 00:00:00 or the platform's 20230101 came out as no date)
+        date_of(pl.col("begin_date")).alias("_begin"),
+        date_of(pl.col("end_date")).alias("_end"),
     )
     reason, column = _first_failure(
         [

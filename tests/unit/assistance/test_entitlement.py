@@ -329,14 +329,16 @@ set:
         row("2024-02-29", "21", 6000),
         row("2024-03-01", "21", 5000),
     ]
-    out = entitle(
-        "220102",
-        rows,
-        [ident("dibao_edge", "2023-01-01")],
-        brdy="2009-03-01",
-        income=income,
-        policies=PolicySet.load([overlay]),
-    )
-    assert (out["policy_id"], out["category"]) == ("jl-test", "cat3")
-    assert out["eligible_cost_fen"] == 1200000
-    assert out["entitled_fen"] == 510000
+    # the birth date as the registry or a spreadsheet writes it
+    for brdy in ("2009-03-01", "2009-03-01 00:00:00", "20090301"):
+        out = entitle(
+            "220102",
+            rows,
+            [ident("dibao_edge", "2023-01-01")],
+            brdy=brdy,
+            income=income,
+            policies=PolicySet.load([overlay]),
+        )
+        assert (out["policy_id"], out["category"]) == ("jl-test", "cat3")
+        assert out["eligible_cost_fen"] == 1200000
+        assert out["entitled_fen"] == 510000, brdy

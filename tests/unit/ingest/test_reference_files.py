@@ -71,6 +71,17 @@ def _landing(tmp_path):
              "begin_date": "2024-02-01", "end_date": "2024-12-31"},
         ],
     )  # fmt: skip
+    # dates as the platform (20240105) and a spreadsheet (… 00:00:00, 2024/1/5) write them
+    write_csv(
+        landing / "identities" / "d.csv",
+        IDENTITY_HEADER,
+        [
+            {**row, "psn_no": "P0", "identity": "monitor_edge", "begin_date": "20240105",
+             "end_date": "2024-12-31 00:00:00"},
+            {**row, "psn_no": "P2", "identity": "dibao_edge", "begin_date": "2024/1/5",
+             "end_date": "20241231"},
+        ],
+    )  # fmt: skip
     return landing
 
 
@@ -87,6 +98,20 @@ def test_the_latest_snapshot_in_force_gives_each_persons_row(tmp_path):
     ]
     persons = [(f["file"], f["rows"]) for f in report.reference_files if f["kind"] == "persons"]
     assert persons == [("persons/2024-01/persons.csv", 2), ("persons/2024-02/persons.csv", 4)]
+    # January's registry where it differs from March's: P2's household and region then; P0
+    # and P3 not yet registered (February's snapshot is March's registry: nothing stored)
+    assert con.sql(
+        "select from_month, psn_no, present, hh_id, insuplc_admdvs from ref_persons_past "
+        "order by all"
+    ).fetchall() == [
+        ("2024-01", "P0", False, None, None),
+        ("2024-01", "P2", True, "H-old", "370811"),
+        ("2024-01", "P3", False, None, None),
+    ]
+    assert con.sql("select * from ref_persons_breaks order by 1").fetchall() == [
+        ("2024-01",),
+        ("2024-02",),
+    ]
 
 
 def test_identity_files_are_checked_together_and_counted_each(tmp_path):
@@ -104,7 +129,13 @@ def test_identity_files_are_checked_together_and_counted_each(tmp_path):
         ("identities/a.csv", 2, "P0", "dibao"),
         ("identities/a.csv", 3, "P2", "tekun"),
         ("identities/c.csv", 4, "P3", "dibao_edge"),
+        ("identities/d.csv", 2, "P0", "monitor_edge"),
+        ("identities/d.csv", 3, "P2", "dibao_edge"),
     ]
+    assert con.sql(
+        "select strftime(begin_date, '%Y-%m-%d'), strftime(end_date, '%Y-%m-%d') from ref_identities "
+        "where source_file = 'identities/d.csv' order by source_row"
+    ).fetchall() == [("2024-01-05", "2024-12-31"), ("2024-01-05", "2024-12-31")]
     assert con.sql(
         "select source_file, source_row, reason, reason_column from ref_rejects "
         "where kind = 'identities' order by all"
