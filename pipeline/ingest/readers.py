@@ -92,7 +92,7 @@ def read_file(path: Path, spec: FileSpec, landing: Path, sha256: str | None = No
         raise PovwatchError(f"{rel}: the file is empty (0 bytes)")
     encoding = None
     if fmt == "csv":
-        frame, encoding, header_row = _read_csv(path, rel)
+        frame, encoding, header_row = _read_csv(path, rel, spec)
     elif fmt == "parquet":
         frame, header_row = _read_parquet(path, rel), 1
     else:
@@ -139,25 +139,49 @@ def _raise_encoding(data: bytes, exc: UnicodeDecodeError, rel: str, offset: int)
     ) from None
 
 
-def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str, int]:
+def _read_csv(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, str, int]:
     data = path.read_bytes()
     text, encoding = _decode(data, rel)
     if not text or text.isspace():  # (not text.strip(): no copy of the whole text)
         raise PovwatchError(f"{rel}: the file has no header row")
     # UTF-8 goes to the parser as delivered (without its BOM); other text re-encoded.
     utf8 = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else None
+    skip, header_row = _csv_title_lines(text, spec)
     try:
         frame = pl.read_csv(
             io.BytesIO(utf8 if utf8 is not None else text.encode("utf-8")),
             infer_schema=False,
             raise_if_empty=False,
             quote_char='"',
+            skip_rows=skip,
         )
     except pl.exceptions.PolarsError:
         # polars quotes the offending field in its message: names and resident ids never
         # reach a message, so say where and why from our own reading of the text.
         raise PovwatchError(f"{rel}: not a readable CSV file ({_csv_problem(text)})") from None
-    return frame, encoding, 1
+    return frame, encoding, header_row
+
+
+def _csv_title_lines(text: str, spec: FileSpec) -> tuple[int, int]:
+    """(lines to skip, the header's row) of a CSV file: a title row may stand above the
+    header, as in a spreadsheet saved as CSV. The header is the first of the first records
+    naming every required column; without one, the first record (``_conform`` names the
+    missing column)."""
+    aliases = dict(spec.aliases)
+    head = io.StringIO(text[: 1 << 16], newline="")
+    reader = csv.reader(head)
+    line = 0
+    try:
+        for row, record in enumerate(reader, start=1):
+            if row > _HEADER_SEARCH_ROWS:
+                break
+            names = {_norm_name(c, aliases) for c in record if c.strip()}
+            if names and all(r in names for r in spec.required):
+                return (line, row) if row > 1 else (0, 1)
+            line = reader.line_num
+    except csv.Error:
+        pass
+    return 0, 1
 
 
 def _record_of(text: str) -> int | None:

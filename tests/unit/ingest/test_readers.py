@@ -101,3 +101,19 @@ def test_parquet_boolean_flags_are_0_and_1(tmp_path):
     frame = read_file(path, SETTLEMENTS, tmp_path).frame
     assert frame["vali_flag"].to_list() == ["1", "0"]
     assert frame["refd_setl_flag"].to_list() == ["0", "1"]
+
+
+def test_csv_title_rows_above_the_header_are_skipped_and_rows_keep_their_numbers(tmp_path):
+    # A spreadsheet saved as CSV: a title and a blank-ish line above the header (as the XLSX
+    # reader allows); rows are numbered as the spreadsheet shows them (the header is row 3).
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "某市医保结算明细导出\n导出日期：2024-03-31,,\n" + HEADER + "\n"
+        "S1,P1,390,11,2024-01-01 10:00:00,12.30,0.00,0.00,12.30\n"
+        "S2,P1,390,11,2024-01-02 10:00:00,1.00,0.00,0.00,1.00\n",
+        encoding="gb18030",
+    )
+    frame = read_file(path, SETTLEMENTS, tmp_path).frame
+    assert frame["setl_id"].to_list() == ["S1", "S2"]
+    assert frame["source_row"].to_list() == [4, 5]
+    assert frame["medfee_sumamt"].to_list() == ["12.30", "1.00"]
