@@ -515,12 +515,10 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
     (rows,) = con.execute("select count(*) from persons_in").fetchone() or (0,)
     fit_memory(con, rows * REGISTRY_BYTES_PER_ROW)
     con.execute(
-        """
+        f"""
         insert into ref_persons by name
         select * exclude (_order, _snap, _last) from (
-            select *, row_number() over (
-                partition by psn_no order by _order desc, source_row desc) = 1 as _last
-            from persons_in
+            select *, {_LATEST} as _last from persons_in
         )
         where _last
         order by psn_no
@@ -528,6 +526,11 @@ def _load_persons(con, landing: Path, month: Month, report: IngestReport) -> Non
     )
     _store_past_registry(con, month, sorted({snap for snap, _, _ in usable if snap}))
     con.execute("drop table persons_in")
+
+
+# A person's row in the registry in force: the latest snapshot's, the last row within it
+# (contract: latest snapshot wins), over persons_in as _load_persons fills it.
+_LATEST = "row_number() over (partition by psn_no order by _order desc, source_row desc) = 1"
 
 
 def _store_past_registry(con, month: Month, snaps: list[str]) -> None:
@@ -544,13 +547,12 @@ def _store_past_registry(con, month: Month, snaps: list[str]) -> None:
     con.executemany("insert into ref_persons_breaks values (?)", [[b] for b in breaks])
     for b in breaks[:-1]:
         con.execute(
-            """
+            f"""
             insert into ref_persons_past
             with as_of as (
                 select psn_no, hh_id, insuplc_admdvs, insutype, rural from persons_in
                 where _snap <= $b
-                qualify row_number() over (
-                    partition by psn_no order by _order desc, source_row desc) = 1
+                qualify {_LATEST}
             )
             select $b, a.psn_no, true, a.hh_id, a.insuplc_admdvs, a.insutype, a.rural
             from as_of as a left join ref_persons as f using (psn_no)

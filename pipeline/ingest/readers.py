@@ -175,8 +175,7 @@ def _csv_title_lines(text: str, spec: FileSpec) -> tuple[int, int]:
         for row, record in enumerate(reader, start=1):
             if row > _HEADER_SEARCH_ROWS:
                 break
-            names = {_norm_name(c, aliases) for c in record if c.strip()}
-            if names and all(r in names for r in spec.required):
+            if _names_required(_header_names(record, aliases), spec):
                 return (line, row) if row > 1 else (0, 1)
             line = reader.line_num
     except csv.Error:
@@ -282,12 +281,12 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
     header_idx = None
     first_nonempty = None
     for i, row in enumerate(grid.head(_HEADER_SEARCH_ROWS).iter_rows()):
-        cells = [_norm_name(c, aliases) for c in row if c is not None and str(c).strip()]
+        cells = _header_names(row, aliases)
         if not cells:
             continue
         if first_nonempty is None:
             first_nonempty = i
-        if all(r in cells for r in spec.required):
+        if _names_required(cells, spec):
             header_idx = i
             break
     if header_idx is None:
@@ -308,10 +307,19 @@ def _read_xlsx(path: Path, rel: str, spec: FileSpec) -> tuple[pl.DataFrame, int]
 
 def _header_index(grid: pl.DataFrame, spec: FileSpec, aliases: dict[str, str]) -> int | None:
     for i, row in enumerate(grid.head(_HEADER_SEARCH_ROWS).iter_rows()):
-        cells = [_norm_name(c, aliases) for c in row if c is not None and str(c).strip()]
-        if cells and all(r in cells for r in spec.required):
+        if _names_required(_header_names(row, aliases), spec):
             return i
     return None
+
+
+def _header_names(row, aliases: dict[str, str]) -> list[str]:
+    """The canonical names of a row's non-empty cells (a candidate header row)."""
+    return [_norm_name(c, aliases) for c in row if c is not None and str(c).strip()]
+
+
+def _names_required(names: list[str], spec: FileSpec) -> bool:
+    """Whether a candidate header row names every required column of ``spec``."""
+    return bool(names) and all(r in names for r in spec.required)
 
 
 def _norm_name(name: object, aliases: dict[str, str]) -> str:
