@@ -401,8 +401,10 @@ def settlement_rows(
 
 
 def _only(persons: str | None) -> str:
-    """The condition limiting a query to the ``psn_no`` of the registered table ``persons``."""
-    return f"and psn_no in (select psn_no from {persons})" if persons else ""
+    """The join limiting a query's table to the ``psn_no`` of the registered table
+    ``persons``, written right after it. (A semi join: ``psn_no in (select …)`` beside
+    another condition is planned as a mark join, 1.6× the time over a year's rows at L.)"""
+    return f"semi join {persons} using (psn_no)" if persons else ""
 
 
 def _rows_query(persons: str | None) -> str:
@@ -411,9 +413,9 @@ def _rows_query(persons: str | None) -> str:
     return f"""
         select psn_no, setl_time, cost_year, med_class, psn_part_amt, maf_pay,
                fulamt_ownpay_amt, overlmt_selfpay, preselfpay_amt
-        from stg_settlements
+        from stg_settlements {only}
         where status = 'loaded' and export_month <= ? and cost_year between ? and ?
-          and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities)) {only}
+          and (maf_pay <> 0 or psn_no in (select psn_no from ref_identities))
         """
 
 
@@ -690,14 +692,14 @@ def entitlements_for_month(
         (n,) = con.execute("select count(*) from a_rows").fetchone() or (0,)
         identities = con.sql(
             "select psn_no, identity, begin_date, end_date, "
-            f"{_BUCKET} as bucket from ref_identities where true {only}"
+            f"{_BUCKET} as bucket from ref_identities {only}"
         ).pl()
         registry = con.sql(
             f"""
             select psn_no, insuplc_admdvs as admdvs, brdy, {_BUCKET} as bucket
-            from ref_persons
+            from ref_persons {only}
             where (psn_no in (select psn_no from ref_identities)
-                or psn_no in (select psn_no from a_rows)) {only}
+                or psn_no in (select psn_no from a_rows))
             """
         ).pl()
         slices = max(1, -(-n // ROWS_PER_SLICE))

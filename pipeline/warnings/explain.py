@@ -93,9 +93,8 @@ def counted_settlements(
     rows = con.execute(
         f"""
         select {", ".join(SETTLEMENT_COLUMNS)}
-        from stg_settlements
+        from stg_settlements semi join explain_persons using (psn_no)
         where status = 'loaded' and export_month <= ? and cost_year = ?
-            and psn_no in (select psn_no from explain_persons)
         """,
         [str(m), m.year],
     ).pl()
@@ -290,10 +289,12 @@ def explain(
         .with_columns(warning_id_expr())
         .sort("psn_no", pl.col("warning_type").cast(pl.Enum(list(WARNING_TYPES))))
     )
-    member_burden = members.join(all_burden, on="psn_no", how="left").select(
-        "psn_no",
-        "hh_id",
-        pl.col("burden__after_insurance").alias("burden_fen"),
+    # in psn_no order: the registry's rows arrive in no fixed order, and the month's published
+    # Parquet must be the same bytes on every run
+    member_burden = (
+        members.join(all_burden, on="psn_no", how="left")
+        .select("psn_no", "hh_id", pl.col("burden__after_insurance").alias("burden_fen"))
+        .sort("psn_no")
     )
     return Explanation(verdicts=verdicts, settlements=settlements, members=member_burden)
 

@@ -197,3 +197,30 @@ def test_a_person_already_in_the_assistance_net_is_in_no_rule(example):
     assert {r["reason"] for r in doc["rules"]} == {"population"}
     text = render_text(doc)
     assert "已在救助范围" in text and "特困人员" in text
+
+
+def test_published_household_members_are_in_psn_no_order(tmp_path, monkeypatch):
+    # The explained households' members go into the month's published Parquet, which must be
+    # the same bytes on every run: in psn_no order, not the order the registry query's rows
+    # arrive in (on several cores, a different one each run; here: reversed).
+    from pipeline.store import published
+    from pipeline.warnings import explain as explain_module
+
+    people_sql = explain_module.people_sql
+    monkeypatch.setattr(
+        explain_module,
+        "people_sql",
+        lambda *a, **k: people_sql(*a, **k).sort("psn_no", descending=True),
+    )
+    s = Settings(
+        landing=FIXTURE / "landing",
+        db=tmp_path / "w.duckdb",
+        outbox=tmp_path / "outbox",
+        quiet=True,
+    )
+    monkeypatch.setenv("POVWATCH_QUALITY", "off")
+    for m in Month(2024, 1).through(Month(2024, 2)):
+        run_month(m, s)
+    members = published.read(s.db, "2024-02", "report_members")["psn_no"].to_list()
+    assert len(members) > 1
+    assert members == sorted(members)
