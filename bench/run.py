@@ -13,6 +13,9 @@ Every variant runs as a fresh process, the variants alternating round by round; 
   ``povwatch_run_nogates`` (gates off) and ``povwatch_month1`` (month 1 on an empty
   warehouse, gates on) are judged without reports and run the warehouse stage alone (the
   Airflow ``compute_month`` task, ``bench/warehouse_stage.py``);
+  ``povwatch_run_after_ingest``: the same warehouse stage (gates on) after ``povwatch
+  ingest`` read and staged month 12's exports as they landed (timed on its own:
+  ``ingest_wall_s``);
 * ``povwatch_compute``: povwatch's burden + warnings + first_month/status alone;
 * ``pandas``: an analyst's groupby version (``bench/pandas_baseline.py``);
 * ``sql_full`` / ``sql_incremental``: hand-written DuckDB SQL (``bench/sql/``);
@@ -55,10 +58,13 @@ ORDER = [
     "scan_floor",
     "povwatch_run_nogates",
     "povwatch_month1",
+    "povwatch_run_after_ingest",
     "povwatch_run_before",
 ]
 # judged without their reports: the warehouse stage alone (bench/warehouse_stage.py)
-WAREHOUSE_STAGE_ONLY = ("povwatch_run_nogates", "povwatch_month1")
+WAREHOUSE_STAGE_ONLY = ("povwatch_run_nogates", "povwatch_month1", "povwatch_run_after_ingest")
+# the month's run after `povwatch ingest` read its exports as they landed (timed apart)
+_AFTER = ("povwatch_run_after_ingest",)
 # progress lines of `povwatch run` that open a stage (the previous one ends there)
 STAGE_MARKS = [
     ("reading reference data", "reference"),
@@ -164,13 +170,24 @@ def _run_variant(name: str, root: Path, check: Path | None) -> dict:
             month = f"{YEAR}-01"
         gates = "off" if "nogates" in name else "on"
         paths = [str(root / "landing"), str(db), str(run / "o")]
+        env = {"POVWATCH_QUALITY": gates, "PYTHONPATH": str(src)}
+        ingested = None
+        if name == "povwatch_run_after_ingest":
+            # month 12's exports read and staged as they landed (`povwatch ingest`, timed on
+            # its own), then the month's run, which finds them staged
+            ingest = [sys.executable, "-m", "pipeline.cli", "ingest", "--month", month]
+            ingest += ["--landing", paths[0], "--db", paths[1], "--quiet"]
+            ingested = _spawn(ingest, env, cwd=src)
         if name in WAREHOUSE_STAGE_ONLY:
             cmd = [sys.executable, "-m", "bench.warehouse_stage", month, *paths]
         else:
             cmd = [sys.executable, "-m", "pipeline.cli", "run", "--month", month]
             cmd += ["--landing", paths[0], "--db", paths[1], "--outbox", paths[2]]
-        res = _spawn(cmd, {"POVWATCH_QUALITY": gates, "PYTHONPATH": str(src)}, cwd=src)
+        res = _spawn(cmd, env, cwd=src)
         res["stages"] = _stages(res["marks"], res["wall_s"])
+        if ingested is not None:
+            res["ingest_wall_s"] = ingested["wall_s"]
+            res["ingest_rss_gib"] = ingested["rss_gib"]
         if check is not None:
             _warnings_of_db(db, month, check)
         shutil.rmtree(run, ignore_errors=True)
@@ -274,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_s": round(med(n, "cpu_s"), 3),
             "runs": len(runs[n]),
             **({"work_s": round(med(n, "work_s"), 3)} if "work_s" in runs[n][0] else {}),
+            # the `povwatch ingest` that ran before it, on its own (not in wall_s)
+            **(
+                {
+                    "ingest_wall_s": round(med(n, "ingest_wall_s"), 3),
+                    "ingest_rss_gib": round(med(n, "ingest_rss_gib"), 3),
+                }
+                if "ingest_wall_s" in runs[n][0]
+                else {}
+            ),
         }
         for n in names
     }
@@ -298,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         n: round(
             statistics.median(x["wall_s"] - x["stages"].get("reports", 0.0) for x in runs[n]), 3
         )
-        for n in ("povwatch_run", "povwatch_run_nogates", "povwatch_month1")
+        for n in ("povwatch_run", "povwatch_run_nogates", "povwatch_month1", *_AFTER)
         if n in runs and runs[n] and "stages" in runs[n][0]
     }
     report = {
@@ -401,6 +427,12 @@ def table(report: dict) -> str:
             f"{n:<22} {v['wall_s']:>8.2f} {v['cpu_s']:>8.2f} {v['rss_gib']:>8.2f} "
             f"{report['ratios'].get(n, 0):>8.2f} {report['cpu_ratios'].get(n, 0):>8.2f}"
         )
+    for n, v in report["variants"].items():
+        if "ingest_wall_s" in v:
+            lines.append(
+                f"{n}: preceded by `povwatch ingest` {v['ingest_wall_s']:.2f} s, "
+                f"{v['ingest_rss_gib']:.2f} GiB (not in its wall time)"
+            )
     wr = report.get("without_reports") or {}
     for n, w in (wr.get("wall_s") or {}).items():
         lines.append(f"{n + ' w/o reports':<34} {w:>8.2f} {'':>26} {wr['ratios'].get(n, 0):>8.2f}")

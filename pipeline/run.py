@@ -343,13 +343,7 @@ def _run(
     if gates:
         say(f"[{m}] quality gates (Great Expectations)")
         checks = quality.check_inputs(con, str(m), run_id)
-    for f in files:
-        if f["export_month"] == str(m) or f["export_month"] in report.reread_months:
-            say(
-                f"[{m}] {f['source_file']}: read {f['rows_read']} = loaded {f['loaded']} + "
-                f"duplicate {f['duplicate']} + skipped {f['skipped']} + "
-                f"quarantined {f['quarantined']}"
-            )
+    _say_files(m, files, report, say)
 
     say(f"[{m}] computing burden and warnings")
     warnings = compute_warnings(
@@ -457,19 +451,40 @@ def _ingest_and_stage(
     return _reconcile(con, m)
 
 
-def stage_month(month: Month, settings: Settings) -> None:
-    """Load the reference data and stage the exports up to ``month``, without warnings.
+def _say_files(m: Month, files: list[dict], report: IngestReport, say: Progress) -> None:
+    """Per file read in this run (the month's, and those of export months read again):
+    rows read = loaded + duplicate + skipped + quarantined."""
+    for f in files:
+        if f["export_month"] == str(m) or f["export_month"] in report.reread_months:
+            say(
+                f"[{m}] {f['source_file']}: read {f['rows_read']} = loaded {f['loaded']} + "
+                f"duplicate {f['duplicate']} + skipped {f['skipped']} + "
+                f"quarantined {f['quarantined']}"
+            )
 
-    For threshold calibration where the policy's thresholds are still left to the locality
-    (so a full run would stop). Nothing is published; the ledger is not touched.
+
+def stage_month(month: Month, settings: Settings, progress: Progress | None = None) -> list[dict]:
+    """Load the reference data and stage the exports up to ``month``, without warnings;
+    the files' reconciliation (``_reconcile``).
+
+    ``povwatch ingest``: the exports are read and classified as they land, and the month's
+    run finds them staged (what it reads again is what changed since). Also for threshold
+    calibration where the policy's thresholds are still left to the locality (so a full run
+    would stop). Nothing is published; the ledger is not touched.
     """
-    say: Progress = _stderr if not settings.quiet else (lambda _msg: None)
+    say: Progress = progress or (_stderr if not settings.quiet else (lambda _msg: None))
+    set_private_umask()  # the warehouse: owner-only (store/files.py)
     con = connect(settings.db)
     try:
         with transaction(con):
             report = IngestReport()
+            fit_memory(con, 0)
+            say(f"[{month}] reading reference data from {settings.landing}")
             load_reference(con, settings.landing, month, report)
-            _ingest_and_stage(con, month, settings, report, say)
+            quarantine.check_reference(con)
+            files = _ingest_and_stage(con, month, settings, report, say)
+            _say_files(month, files, report, say)
+        return files
     finally:
         con.close()
 

@@ -179,12 +179,18 @@ def ingest_settlements(
         # (an unchanged file's size and mtime are enough: file_digests keeps its sha256)
         digests = {f: file_sha256(con, f) for f in files}
         current = {(f.relative_to(landing).as_posix(), h) for f, h in digests.items()}
-        if known.get(export_month) == current:
+        before = known.get(export_month, set())
+        if before == current:
             continue
-        _forget_export(con, export_month)
+        # Only the files added, changed or removed are read or dropped: a district's file
+        # landing late (or corrected) does not re-read the month's other files. The month is
+        # staged again from all of its rows (classify_settlements: its inputs changed).
+        _forget_files(con, export_month, sorted(rel for rel, _ in before - current))
         report.reread_months.append(export_month)
         pending: list[ReadResult] = []
         for path in files:
+            if (path.relative_to(landing).as_posix(), digests[path]) in before:
+                continue
             result = read_file(path, SETTLEMENTS, landing, sha256=digests[path])
             pending.append(result)
             if sum(r.frame.height for r in pending) >= RAW_BATCH_ROWS:
@@ -208,6 +214,19 @@ def ingest_settlements(
 
 def _forget_export(con: duckdb.DuckDBPyConnection, export_month: str) -> None:
     for table in ("raw_settlements", "ingested_files", "stg_settlements", "stg_file_totals"):
+        con.execute(f"delete from {table} where export_month = ?", [export_month])
+
+
+def _forget_files(con: duckdb.DuckDBPyConnection, export_month: str, rels: list[str]) -> None:
+    """Drop the rows of an export month's files ``rels`` (changed or gone) and the month's
+    staging (it is staged again from the files it holds now)."""
+    for table in ("raw_settlements", "ingested_files") if rels else ():
+        con.execute(
+            f"delete from {table} where export_month = ? and source_file in "
+            "(select unnest(?::varchar[]))",
+            [export_month, rels],
+        )
+    for table in ("stg_settlements", "stg_file_totals"):
         con.execute(f"delete from {table} where export_month = ?", [export_month])
 
 
