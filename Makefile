@@ -94,6 +94,6 @@ airflow: install
 	    kill -0 $$pid 2>/dev/null || { tail -20 "$$AIRFLOW_HOME/standalone.log"; exit 1; }; sleep 2; done; \
 	  echo "Airflow UI:  http://localhost:$(AIRFLOW_PORT)   (log: $$AIRFLOW_HOME/standalone.log)"; \
 	  echo "login:       admin / $$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated")"; \
-	  echo "DAGs:        povwatch_monthly, povwatch_feedback (paused; landing $$POVWATCH_LANDING)"; \
+	  echo "DAGs:        povwatch_monthly, povwatch_ingest, povwatch_feedback (paused; landing $$POVWATCH_LANDING)"; \
 	  echo "stop:        Ctrl-C (stops every Airflow process it started)"; \
 	  wait $$pid; }

@@ -157,11 +157,11 @@ def ingest(
     _require_landing(landing)
     settings = _settings(landing, db, outbox, None, quiet)
     settings = settings.model_copy(update={"require_complete": require_complete})
-    files = stage_month(m, settings)
-    mine = [f for f in files if f["export_month"] <= str(m)]
-    read = sum(f["rows_read"] for f in mine)
-    loaded = sum(f["loaded"] for f in mine)
-    typer.echo(f"{m}: {len(mine)} export files up to {m} staged, {read} rows read, {loaded} loaded")
+    staged = stage_month(m, settings).summary()
+    typer.echo(
+        f"{m}: {staged['files']} export files up to {m} staged, {staged['rows_read']} rows "
+        f"read, {staged['loaded']} loaded"
+    )
     _note_stale(db)
 
 

@@ -79,6 +79,25 @@ class RunResult:
     counties: list[str] = field(default_factory=list)
 
 
+@dataclass
+class StageResult:
+    """What :func:`stage_month` staged: every file's reconciliation up to the month, and the
+    export months read (in part or whole) this time (none: nothing had changed)."""
+
+    month: str
+    files: list[dict]
+    months_read: list[str]
+
+    def summary(self) -> dict:
+        return {
+            "month": self.month,
+            "files": len(self.files),
+            "rows_read": sum(f["rows_read"] for f in self.files),
+            "loaded": sum(f["loaded"] for f in self.files),
+            "months_read": self.months_read,
+        }
+
+
 Progress = Callable[[str], None]
 
 
@@ -463,9 +482,8 @@ def _say_files(m: Month, files: list[dict], report: IngestReport, say: Progress)
             )
 
 
-def stage_month(month: Month, settings: Settings, progress: Progress | None = None) -> list[dict]:
-    """Load the reference data and stage the exports up to ``month``, without warnings;
-    the files' reconciliation (``_reconcile``).
+def stage_month(month: Month, settings: Settings, progress: Progress | None = None) -> StageResult:
+    """Load the reference data and stage the exports up to ``month``, without warnings.
 
     ``povwatch ingest``: the exports are read and classified as they land, and the month's
     run finds them staged (what it reads again is what changed since). Also for threshold
@@ -484,7 +502,7 @@ def stage_month(month: Month, settings: Settings, progress: Progress | None = No
             quarantine.check_reference(con)
             files = _ingest_and_stage(con, month, settings, report, say)
             _say_files(month, files, report, say)
-        return files
+        return StageResult(str(month), files, sorted(set(report.reread_months)))
     finally:
         con.close()
 

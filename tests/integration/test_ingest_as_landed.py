@@ -85,14 +85,16 @@ def test_each_ingest_reads_only_the_files_landed_since(tmp_path, reads):
 
     reads.clear()
     (folder / "setl_202403_d2.csv").write_bytes(header + b"".join(rows[half:]))
-    files = stage_month(MARCH, s)  # the second district lands
+    staged = stage_month(MARCH, s)  # the second district lands
     assert reads == ["settlements/2024-03/setl_202403_d2.csv"]
-    march = {f["source_file"]: f for f in files if f["export_month"] == "2024-03"}
+    assert staged.months_read == ["2024-03"]
+    march = {f["source_file"]: f for f in staged.files if f["export_month"] == "2024-03"}
     assert {k: v["rows_read"] for k, v in march.items()} == {
         "settlements/2024-03/setl_202403_d1.csv": half,
         "settlements/2024-03/setl_202403_d2.csv": len(rows) - half,
     }
 
+    assert stage_month(MARCH, s).months_read == []  # nothing new
     reads.clear()
     run_month(MARCH, s)  # the month's run: everything is staged already
     assert reads == []
