@@ -50,6 +50,8 @@ def demo_city(root: Path, persons: int) -> Path:
     shutil.rmtree(root / "data", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     policies = root / "policies"
+    if policies.is_symlink():  # made by another checkout (perhaps gone since): this one's
+        policies.unlink()
     if not policies.exists():
         policies.symlink_to(REPO / "policies", target_is_directory=True)
     cmd = [sys.executable, "-m", "pipeline.cli", "demo", "--persons", str(persons), "--quiet"]
