@@ -84,9 +84,21 @@ CSV_HEADER = (
 )
 
 
-def _settings(landing: Path, db: Path, outbox: Path, policy: list[Path] | None, quiet=False):
+def _settings(
+    landing: Path,
+    db: Path,
+    outbox: Path,
+    policy: list[Path] | None,
+    quiet=False,
+    require_complete=False,
+):
     return Settings(
-        landing=landing, db=db, outbox=outbox, policy_files=tuple(policy or ()), quiet=quiet
+        landing=landing,
+        db=db,
+        outbox=outbox,
+        policy_files=tuple(policy or ()),
+        quiet=quiet,
+        require_complete=require_complete,
     )
 
 
@@ -128,8 +140,7 @@ def run(
 
     m = _month(month)
     _require_landing(landing)
-    settings = _settings(landing, db, outbox, policy, quiet)
-    settings = settings.model_copy(update={"require_complete": require_complete})
+    settings = _settings(landing, db, outbox, policy, quiet, require_complete)
     result = run_month(m, settings)
     typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")
     _note_stale(db, after=m)
@@ -155,8 +166,7 @@ def ingest(
 
     m = _month(month)
     _require_landing(landing)
-    settings = _settings(landing, db, outbox, None, quiet)
-    settings = settings.model_copy(update={"require_complete": require_complete})
+    settings = _settings(landing, db, outbox, None, quiet, require_complete)
     staged = stage_month(m, settings).summary()
     typer.echo(
         f"{m}: {staged['files']} export files up to {m} staged, {staged['rows_read']} rows "
@@ -183,8 +193,7 @@ def backfill(
     if last < first:
         raise usage_error("--to", f"{last} is before --from {first}")
     _require_landing(landing)
-    settings = _settings(landing, db, outbox, policy, quiet)
-    settings = settings.model_copy(update={"require_complete": require_complete})
+    settings = _settings(landing, db, outbox, policy, quiet, require_complete)
     for m in first.through(last):
         result = run_month(m, settings)
         typer.echo(f"{result.month}: {result.warnings} warnings (run {result.run_id})")

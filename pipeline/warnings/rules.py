@@ -211,8 +211,8 @@ def evaluate(
 
     ``burden``: psn_no, m and the ``burden__<measure>`` columns; ``registry``: psn_no, hh_id,
     admdvs, insutype, rural, hh_size (and m, when it differs by month). A person-unit rule
-    compares the person's burden with the threshold; a household-unit rule compares the household's burden with household
-    size × the threshold, for every member of the household. Adds ``in_population`` and
+    compares the person's burden with the threshold; a household-unit rule compares the
+    household's burden with household size × the threshold, for every member of the household. Adds ``in_population`` and
     ``over`` (burden strictly greater than the threshold). :func:`flag` keeps the rows where
     both hold; ``warnings.explain`` shows all of them.
     """

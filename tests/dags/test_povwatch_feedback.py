@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.dags.xcoms import xcom_value
+
 DAG_ID = "povwatch_feedback"
 
 
@@ -23,9 +25,6 @@ def test_feedback_dag_shape(dag):
 
 
 def test_feedback_files_are_recorded_through_the_pipeline(dag, tmp_path, monkeypatch):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
     from pipeline import run
 
     folder = tmp_path / "landing" / "feedback" / "civil_affairs"
@@ -54,10 +53,8 @@ def test_feedback_files_are_recorded_through_the_pipeline(dag, tmp_path, monkeyp
     dagrun = dag.test()
     assert dagrun.state == "success"
     assert seen == [tmp_path / "landing"]
-    with create_session() as session:
-        xcom = session.scalars(
-            XComModel.get_many(
-                run_id=dagrun.run_id, dag_ids=DAG_ID, task_ids="record_feedback", key="return_value"
-            )
-        ).one()
-    assert XComModel.deserialize_value(xcom) == {"files": 1, "recorded": 3, "rejected": 1}
+    assert xcom_value(dagrun, DAG_ID, "record_feedback") == {
+        "files": 1,
+        "recorded": 3,
+        "rejected": 1,
+    }

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dags.xcoms import xcom_value
+
 DAG_ID = "povwatch_ingest"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024" / "landing"
 
@@ -20,16 +22,7 @@ def dag(dagbag):
 
 
 def _summary(dagrun) -> dict:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        xcom = session.scalars(
-            XComModel.get_many(
-                run_id=dagrun.run_id, dag_ids=DAG_ID, task_ids="ingest_landed", key="return_value"
-            )
-        ).one()
-    return XComModel.deserialize_value(xcom)
+    return xcom_value(dagrun, DAG_ID, "ingest_landed")
 
 
 def test_ingest_dag_shape(dag):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.dags.xcoms import xcom_value
+
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "povwatch_monthly"
 TZ = "Asia/Shanghai"
@@ -431,9 +433,6 @@ def test_a_rerun_of_an_earlier_month_on_changed_exports_names_the_stale_months(
 ):
     """As `povwatch run` says on stderr: March, run before a late file landed in February's
     folder, was computed from the folder as it was; February's task says so (log and XCom)."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
     work = data_folder(tmp_path, ["2024-02", "2024-03"], monkeypatch)
     march = run_dag.test(run_conf=conf("2024-03"))
     feb = work / "landing" / "settlements" / "2024-02"
@@ -442,13 +441,7 @@ def test_a_rerun_of_an_earlier_month_on_changed_exports_names_the_stale_months(
     assert march.state == february.state == "success", states(february)
 
     def stale(dagrun) -> list[str]:
-        with create_session() as session:
-            xcom = session.scalars(
-                XComModel.get_many(
-                    run_id=dagrun.run_id, dag_ids=DAG_ID, task_ids="compute_month", key="stale"
-                )
-            ).one()
-        return XComModel.deserialize_value(xcom)
+        return xcom_value(dagrun, DAG_ID, "compute_month", key="stale")
 
     assert stale(march) == []
     assert stale(february) == ["2024-03"]
