@@ -66,7 +66,9 @@ def _machine_share() -> int:
 # DuckDB fills whatever limit it has with cached blocks, needed or not: at 40 % of a 24 GiB
 # machine month 12 at L peaked at 3.1 GiB and month 1 at 3.1 GiB; with these, 1.9 and 2.4.
 # - Reading the reference files: the floor (DuckDB spills what it holds to <db>.tmp).
-# - Deduplicating the registry (a sort by psn_no): 300 B a registry row (5M rows: 1.4 GiB).
+# - Deduplicating the registry: 300 B a row of the persons in more than one row, for their
+#   ranking (1.1M such rows: the floor); the sort of the whole registry by psn_no runs at the
+#   floor (5M rows: 0.6 GiB; ranking all 5M rows under 1.4 GiB peaked at 2.5).
 #   The identity holders are then matched against it at the floor: both look-ups hash the
 #   holders, not the registry (hashing the 5M person numbers ran out of memory there).
 # - Reading and inserting the settlement exports: 1 GiB (at 512 MiB, 2 s more for 2.3M rows).

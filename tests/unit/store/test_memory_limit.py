@@ -65,8 +65,9 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
         monkeypatch.setattr(
             module, "fit_memory", lambda con, wanted: seen.append(wanted) or real(con, wanted)
         )
-    # the registry is deduplicated under its rows' limit (512 MiB a row here: two persons'
-    # limit, 1 GiB, is above the floor), the identity holders are matched at the floor
+    # the registry is deduplicated under the limit of the rows of persons listed more than once
+    # (512 MiB a row here: P1's two rows, 1 GiB, is above the floor; P2's row is not counted),
+    # the identity holders are matched at the floor
     monkeypatch.setattr(load, "REGISTRY_BYTES_PER_ROW", 2**29)
     real_identities = load._load_identities
     monkeypatch.setattr(
@@ -76,7 +77,7 @@ def test_a_month_fits_the_limit_to_the_rows_of_each_stage(monkeypatch, tmp_path)
     )
     people = [person("P1"), person("P2")]
     rows = [settlement(f"S{i}", people[0], "2024-03-05", "10.00") for i in range(3)]
-    landing = make_landing(tmp_path / "landing", people, {"2024-03": rows})
+    landing = make_landing(tmp_path / "landing", [*people, people[0]], {"2024-03": rows})
     settings = Settings(
         landing=landing, db=tmp_path / "w.duckdb", outbox=tmp_path / "o", quiet=True
     )
