@@ -502,3 +502,90 @@ def povwatch_ingest() -> None:
 
 
 povwatch_ingest()
+
+
+# ------------------------------------------------------------------------- povwatch_feedback
+# In this file for the same reason as povwatch_ingest: its task opens the warehouse with the
+# monthly tasks' settings (paths, the key from the povwatch_warehouse connection) and errors.
+
+FEEDBACK_DOC = """## povwatch_feedback — departments' returned decisions, recorded when they land
+
+Departments return their 台账 (or a CSV) under `<landing>/feedback/<department>/`. Every hour
+this DAG looks for data files there (sensor in reschedule mode; a run with nothing to do is
+skipped) and records them with `pipeline.run.record_feedback` — the same code a monthly run
+uses, so decisions recorded here and decisions applied by `povwatch run` never differ.
+Recording is idempotent: the latest month's decisions are re-read whole and replaced.
+Rejected rows (no matching warning, a decision outside the list, an impossible date) are kept
+on record by the recorder and listed in this task's log, one line each (file, row, column,
+reason).
+
+The recorder writes the warehouse, so it takes the one-slot `povwatch_warehouse` pool like
+the monthly writer: feedback waits while a month is computed, and the other way round. It
+opens the warehouse as the monthly tasks do (an encrypted one with the key in the
+`povwatch_warehouse` connection's password); a busy warehouse is retried, a data error
+(no month has run yet, a wrong key) fails at once with its one-line reason.
+"""
+FEEDBACK_POKE_SECONDS = float(os.environ.get("POVWATCH_FEEDBACK_POKE_SECONDS", "300"))
+
+
+@dag(
+    dag_id="povwatch_feedback",
+    description="Record departments' returned decisions (核实结论) as they land",
+    doc_md=FEEDBACK_DOC,
+    schedule=CronTriggerTimetable("0 * * * *", timezone=TZ),
+    start_date=pendulum.datetime(2024, 1, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "povwatch-data-team",
+        "retries": RETRIES,  # the warehouse busy: retried with back-off
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    },
+    tags=["povwatch", "feedback", "warehouse-writer"],
+)
+def povwatch_feedback() -> None:
+    @task.sensor(
+        mode="reschedule", poke_interval=FEEDBACK_POKE_SECONDS, timeout=50 * 60, soft_fail=True
+    )
+    def wait_for_feedback() -> bool:
+        """Any data file under <landing>/feedback/ (hidden and temp files aside)."""
+        folder = _path("POVWATCH_LANDING", "data/landing") / "feedback"
+        files = (
+            [
+                p
+                for p in folder.rglob("*")
+                if p.is_file() and not p.name.startswith((".", "~$", "_"))
+            ]
+            if folder.is_dir()
+            else []
+        )
+        log.info("%s: %d feedback file(s)", folder, len(files))
+        return bool(files)
+
+    @task(pool=POOL)
+    def record_feedback() -> dict[str, Any]:
+        """Record the feedback files (pipeline.run.record_feedback); list rejected rows."""
+        from pipeline.run import record_feedback as record
+
+        result = _call(record, _settings({}), progress=log.info)
+        for line in result["rejected"]:
+            log.warning("rejected: %s", line)
+        summary = {
+            "month": result["month"],
+            "files": len(result["files"]),
+            "recorded": result["recorded"],
+            "rejected": len(result["rejected"]),
+        }
+        log.info(
+            "feedback for %(month)s: %(files)d file(s), %(recorded)d decision(s) recorded, "
+            "%(rejected)d rejected",
+            summary,
+        )
+        return summary
+
+    wait_for_feedback() >> record_feedback()
+
+
+povwatch_feedback()

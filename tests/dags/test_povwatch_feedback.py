@@ -1,13 +1,20 @@
-"""The povwatch_feedback DAG: parses, records through pipeline.run.record_feedback in the
-writer pool, and is skipped (not failed) until that function exists."""
+"""The povwatch_feedback DAG: parses, waits for files under <landing>/feedback/, and records
+them through pipeline.run.record_feedback in the writer pool, opening the warehouse as the
+monthly tasks do (an encrypted one with the key of the povwatch_warehouse connection)."""
 
 from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.dags.xcoms import xcom_value
 
 DAG_ID = "povwatch_feedback"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024" / "landing"
+KEY = "k3y-for-the-dag-test"
 
 
 @pytest.fixture(scope="module")
@@ -24,37 +31,65 @@ def test_feedback_dag_shape(dag):
     assert dag.max_active_runs == 1 and dag.catchup is False and dag.doc_md
 
 
-def test_feedback_files_are_recorded_through_the_pipeline(dag, tmp_path, monkeypatch):
-    from pipeline import run
+def _state(dagrun) -> str:
+    return dagrun.get_task_instance("record_feedback").state
 
-    folder = tmp_path / "landing" / "feedback" / "civil_affairs"
+
+def test_feedback_is_recorded_in_an_encrypted_warehouse_with_the_connections_key(
+    dag, tmp_path, monkeypatch
+):
+    from pipeline.run import run_month
+    from pipeline.settings import Settings
+    from pipeline.store.warehouse import connect
+
+    landing, db = tmp_path / "landing", tmp_path / "w.duckdb"
+    shutil.copytree(FIXTURE, landing)
+    monkeypatch.setenv("POVWATCH_QUALITY", "off")
+    monkeypatch.setenv("POVWATCH_LANDING", str(landing))
+    monkeypatch.setenv("POVWATCH_DB", str(db))
+    monkeypatch.setenv("POVWATCH_OUTBOX", str(tmp_path / "out"))
+
+    # January and February run into an encrypted warehouse
+    monkeypatch.setenv("POVWATCH_DB_KEY", KEY)
+    settings = Settings(landing=landing, db=db, outbox=tmp_path / "out", quiet=True)
+    for month in ("2024-01", "2024-02"):
+        run_month(month, settings)
+    assert b"P1300002568" not in db.read_bytes()
+    folder = landing / "feedback" / "rural_revitalization"
     folder.mkdir(parents=True)
-    (folder / "returned.csv").write_text("warning_id,decision,decided_on\n", encoding="utf-8")
-    monkeypatch.setenv("POVWATCH_LANDING", str(tmp_path / "landing"))
-    monkeypatch.setenv("POVWATCH_DB", str(tmp_path / "warehouse.duckdb"))
-    seen = []
+    (folder / "back.csv").write_text(
+        "warning_id,decision,decided_on,note\n"
+        "2024-R-P1300002568,already_assisted,2024-02-29,\n"  # routed to 乡村振兴 (Jan)
+        "2024-R-P9999999999,dibao,2024-02-10,\n",  # no such warning: rejected
+        encoding="utf-8",
+    )
 
-    def record_feedback(settings):
-        seen.append(settings.landing)
-        return {
-            "files": ["feedback/civil_affairs/returned.csv"],
-            "recorded": 3,
-            "rejected": [
-                "feedback/civil_affairs/returned.csv row 4 column decision: not a decision"
-            ],
-        }
+    # the worker has no key in its environment: without the connection, one failed try
+    monkeypatch.setenv("POVWATCH_DB_KEY", "")
+    monkeypatch.delenv("AIRFLOW_CONN_POVWATCH_WAREHOUSE", raising=False)
+    failed = dag.test()
+    assert _state(failed) == "failed"
+    assert failed.get_task_instance("record_feedback").try_number == 1  # not retried
 
-    # Before the reading code exists the run is skipped, not failed.
-    monkeypatch.delattr(run, "record_feedback", raising=False)
-    skipped = dag.test()
-    assert skipped.get_task_instance("record_feedback").state == "skipped"
-
-    monkeypatch.setattr(run, "record_feedback", record_feedback, raising=False)
+    # with the key in the povwatch_warehouse connection's password
+    conn = {"conn_type": "generic", "password": KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_POVWATCH_WAREHOUSE", json.dumps(conn))
+    monkeypatch.setenv("POVWATCH_DB_KEY", "")
     dagrun = dag.test()
     assert dagrun.state == "success"
-    assert seen == [tmp_path / "landing"]
     assert xcom_value(dagrun, DAG_ID, "record_feedback") == {
+        "month": "2024-02",
         "files": 1,
-        "recorded": 3,
+        "recorded": 1,
         "rejected": 1,
     }
+    monkeypatch.setenv("POVWATCH_DB_KEY", KEY)
+    con = connect(db, read_only=True)
+    try:
+        got = con.execute(
+            "select warning_id, decision, decided_on::varchar from feedback_decisions "
+            "where month = '2024-02'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert got == [("2024-R-P1300002568", "already_assisted", "2024-02-29")]
