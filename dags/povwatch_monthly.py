@@ -511,8 +511,9 @@ povwatch_ingest()
 FEEDBACK_DOC = """## povwatch_feedback — departments' returned decisions, recorded when they land
 
 Departments return their 台账 (or a CSV) under `<landing>/feedback/<department>/`. Every hour
-this DAG looks for data files there (sensor in reschedule mode; a run with nothing to do is
-skipped) and records them with `pipeline.run.record_feedback` — the same code a monthly run
+this DAG looks for data files there (sensor in reschedule mode, every
+`POVWATCH_FEEDBACK_POKE_SECONDS` (300) for `POVWATCH_FEEDBACK_WAIT_SECONDS` (3000); a run with
+nothing to do is then skipped) and records them with `pipeline.run.record_feedback` — the same code a monthly run
 uses, so decisions recorded here and decisions applied by `povwatch run` never differ.
 Recording is idempotent: the latest month's decisions are re-read whole and replaced.
 Rejected rows (no matching warning, a decision outside the list, an impossible date) are kept
@@ -526,6 +527,8 @@ opens the warehouse as the monthly tasks do (an encrypted one with the key in th
 (no month has run yet, a wrong key) fails at once with its one-line reason.
 """
 FEEDBACK_POKE_SECONDS = float(os.environ.get("POVWATCH_FEEDBACK_POKE_SECONDS", "300"))
+# how long an hourly run looks for returned files before it is skipped
+FEEDBACK_WAIT_SECONDS = float(os.environ.get("POVWATCH_FEEDBACK_WAIT_SECONDS", str(50 * 60)))
 
 
 @dag(
@@ -547,7 +550,10 @@ FEEDBACK_POKE_SECONDS = float(os.environ.get("POVWATCH_FEEDBACK_POKE_SECONDS", "
 )
 def povwatch_feedback() -> None:
     @task.sensor(
-        mode="reschedule", poke_interval=FEEDBACK_POKE_SECONDS, timeout=50 * 60, soft_fail=True
+        mode="reschedule",
+        poke_interval=FEEDBACK_POKE_SECONDS,
+        timeout=FEEDBACK_WAIT_SECONDS,
+        soft_fail=True,
     )
     def wait_for_feedback() -> bool:
         """Any data file under <landing>/feedback/ (hidden and temp files aside)."""

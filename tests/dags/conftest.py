@@ -39,6 +39,8 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # Read when the DAG file is parsed: quick retries and pokes for the tests.
     mp.setenv("POVWATCH_RETRY_DELAY_SECONDS", "1")
     mp.setenv("POVWATCH_POKE_SECONDS", "1")
+    mp.setenv("POVWATCH_FEEDBACK_POKE_SECONDS", "1")
+    mp.setenv("POVWATCH_FEEDBACK_WAIT_SECONDS", "3")
 
     from airflow.utils import db
 
