@@ -453,6 +453,15 @@ writer and the feedback recorder. An unusable file fails the task with its one-l
 (file, row, column), without retries: the next hour reads it again once it is replaced.
 """
 _EXPORT_FOLDER = re.compile(r"^\d{4}-\d{2}$")
+# povwatch_ingest and povwatch_feedback: hourly warehouse writers, a busy warehouse retried
+# with back-off (a data error fails at once: _call)
+HOURLY_WRITER_ARGS = {
+    "owner": "povwatch-data-team",
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=30),
+}
 
 
 @dag(
@@ -463,13 +472,7 @@ _EXPORT_FOLDER = re.compile(r"^\d{4}-\d{2}$")
     start_date=pendulum.datetime(2024, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "povwatch-data-team",
-        "retries": RETRIES,  # the warehouse busy: retried with back-off
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=30),
-    },
+    default_args=HOURLY_WRITER_ARGS,
     tags=["povwatch", "ingest", "warehouse-writer"],
 )
 def povwatch_ingest() -> None:
@@ -513,8 +516,9 @@ FEEDBACK_DOC = """## povwatch_feedback — departments' returned decisions, reco
 Departments return their 台账 (or a CSV) under `<landing>/feedback/<department>/`. Every hour
 this DAG looks for data files there (sensor in reschedule mode, every
 `POVWATCH_FEEDBACK_POKE_SECONDS` (300) for `POVWATCH_FEEDBACK_WAIT_SECONDS` (3000); a run with
-nothing to do is then skipped) and records them with `pipeline.run.record_feedback` — the same code a monthly run
-uses, so decisions recorded here and decisions applied by `povwatch run` never differ.
+nothing to do is then skipped) and records them with `pipeline.run.record_feedback` — the
+same code a monthly run uses, so decisions recorded here and decisions applied by `povwatch
+run` never differ.
 Recording is idempotent: the latest month's decisions are re-read whole and replaced.
 Rejected rows (no matching warning, a decision outside the list, an impossible date) are kept
 on record by the recorder and listed in this task's log, one line each (file, row, column,
@@ -539,13 +543,7 @@ FEEDBACK_WAIT_SECONDS = float(os.environ.get("POVWATCH_FEEDBACK_WAIT_SECONDS", s
     start_date=pendulum.datetime(2024, 1, 1, tz=TZ),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "povwatch-data-team",
-        "retries": RETRIES,  # the warehouse busy: retried with back-off
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": dt.timedelta(minutes=30),
-    },
+    default_args=HOURLY_WRITER_ARGS,
     tags=["povwatch", "feedback", "warehouse-writer"],
 )
 def povwatch_feedback() -> None:
@@ -556,17 +554,11 @@ def povwatch_feedback() -> None:
         soft_fail=True,
     )
     def wait_for_feedback() -> bool:
-        """Any data file under <landing>/feedback/ (hidden and temp files aside)."""
+        """Any data file under <landing>/feedback/: the files the recorder reads."""
+        from pipeline.ingest.readers import list_files
+
         folder = _path("POVWATCH_LANDING", "data/landing") / "feedback"
-        files = (
-            [
-                p
-                for p in folder.rglob("*")
-                if p.is_file() and not p.name.startswith((".", "~$", "_"))
-            ]
-            if folder.is_dir()
-            else []
-        )
+        files = list_files(folder)
         log.info("%s: %d feedback file(s)", folder, len(files))
         return bool(files)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dags.xcoms import xcom_value
+from tests.dags.xcoms import states, xcom_value
 
 DAG_ID = "povwatch_feedback"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jining-hebei-2024" / "landing"
@@ -31,14 +31,6 @@ def test_feedback_dag_shape(dag):
     assert dag.max_active_runs == 1 and dag.catchup is False and dag.doc_md
 
 
-def _state(dagrun) -> str:
-    return dagrun.get_task_instance("record_feedback").state
-
-
-def dagrun_states(dagrun) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
-
-
 def test_feedback_is_recorded_in_an_encrypted_warehouse_with_the_connections_key(
     dag, tmp_path, monkeypatch
 ):
@@ -55,7 +47,7 @@ def test_feedback_is_recorded_in_an_encrypted_warehouse_with_the_connections_key
 
     # nothing returned yet: the sensor gives up softly (3 s here), nothing is recorded
     nothing = dag.test()
-    assert dagrun_states(nothing) == {"wait_for_feedback": "skipped", "record_feedback": "skipped"}
+    assert states(nothing) == {"wait_for_feedback": "skipped", "record_feedback": "skipped"}
 
     # January and February run into an encrypted warehouse
     monkeypatch.setenv("POVWATCH_DB_KEY", KEY)
@@ -76,7 +68,7 @@ def test_feedback_is_recorded_in_an_encrypted_warehouse_with_the_connections_key
     monkeypatch.setenv("POVWATCH_DB_KEY", "")
     monkeypatch.delenv("AIRFLOW_CONN_POVWATCH_WAREHOUSE", raising=False)
     failed = dag.test()
-    assert _state(failed) == "failed"
+    assert states(failed)["record_feedback"] == "failed"
     assert failed.get_task_instance("record_feedback").try_number == 1  # not retried
 
     # with the key in the povwatch_warehouse connection's password

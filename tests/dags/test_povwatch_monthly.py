@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dags.xcoms import xcom_value
+from tests.dags.xcoms import states, xcom_value
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "povwatch_monthly"
@@ -84,10 +84,6 @@ def warnings_in(db: Path, month: str) -> list[tuple]:
             " where month = ? order by psn_no, warning_type",
             [month],
         ).fetchall()
-
-
-def states(dagrun) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dagrun.get_task_instances() if ti.map_index < 1}
 
 
 # --------------------------------------------------------------------------- integrity
