@@ -135,6 +135,18 @@ COLUMNS: tuple[str, ...] = (
     "fixmedins_name",
 )
 MONEY: tuple[str, ...] = COLUMNS[8:23]
+# the internal columns of an export, as the writers read them
+_EXPORT_COLUMNS: tuple[str, ...] = (
+    *COLUMNS[:8],
+    *MONEY,
+    "insu_admdvs",
+    "refd",
+    "init_setl_id",
+    "vali",
+    "fixmedins_name",
+    "_bad_col",
+    "_bad_val",
+)
 SETL_D_NAMES = {
     "psn_part_amt": "psn_pay",
     "psn_cash_pay": "cash_payamt",
@@ -758,7 +770,6 @@ class _City:
     persons: pl.DataFrame
     hh_ident: pl.DataFrame
     identities: pl.DataFrame
-    truth: pl.DataFrame  # every settlement that counts (incl. reversals), with export month
     exports: dict[int, pl.DataFrame]  # export month -> rows to write (internal columns)
     anomalies: dict[str, int]
     anomaly_ids: dict[str, list[str]]
@@ -1045,55 +1056,52 @@ def _build(n_persons: int, seed: int, year: int) -> _City:
         .then(pl.lit(None, dtype=pl.String))
         .otherwise(pl.col("psn_no")),
     )
-    nn = (kinds == "non_numeric_amount").to_numpy()
-    bad_col = np.where(
-        nn,
-        np.array(["medfee_sumamt", "hifp_pay", "psn_part_amt", "fund_pay_sumamt"])[
-            arng.integers(0, 4, allrows.height)
-        ],
-        None,
+    nn = pl.Series((kinds == "non_numeric_amount").to_numpy())
+    bad_col = pl.Series(["medfee_sumamt", "hifp_pay", "psn_part_amt", "fund_pay_sumamt"]).gather(
+        arng.integers(0, 4, allrows.height)
     )
-    bad_val = np.where(
-        nn,
-        np.array(["#VALUE!", "12O.50", "--", "一百二十"])[arng.integers(0, 4, allrows.height)],
-        None,
+    bad_val = pl.Series(["#VALUE!", "12O.50", "--", "一百二十"]).gather(
+        arng.integers(0, 4, allrows.height)
     )
     allrows = allrows.with_columns(
-        _bad_col=pl.Series(bad_col.tolist(), dtype=pl.String),
-        _bad_val=pl.Series(bad_val.tolist(), dtype=pl.String),
+        _bad_col=pl.when(pl.lit(nn)).then(pl.lit(bad_col)),
+        _bad_val=pl.when(pl.lit(nn)).then(pl.lit(bad_val)),
     )
 
-    # exports: each month's rows plus duplicates
+    # exports: each month's rows plus duplicates (row positions in numpy: one pass, no filters
+    # of the whole year per month)
     ids_by_kind: dict[str, list[str]] = {k: [] for k in ANOMALY_OUTCOME}
     exports: dict[int, pl.DataFrame] = {}
+    marked = allrows.select("kind", "setl_id").filter(pl.col("kind") != "base")
     for kind in ANOMALY_OUTCOME:
-        ids_by_kind[kind] = allrows.filter(pl.col("kind") == kind)["setl_id"].to_list()
-    ids_by_kind["late_row"] = allrows.filter(pl.col("key").is_in(late_keys))["setl_id"].to_list()
-    clean = (pl.col("kind") == "base") & ~pl.col("key").is_in(list(set(late_keys) | set(rev_orig)))
-    for m in range(1, 13):
-        rows = allrows.filter(pl.col("export") == m)
+        ids_by_kind[kind] = marked.filter(pl.col("kind") == kind)["setl_id"].to_list()
+    key_a = allrows["key"].to_numpy()
+    late_a = np.isin(key_a, np.asarray(late_keys, dtype=np.int64))
+    ids_by_kind["late_row"] = allrows["setl_id"].filter(pl.Series(late_a)).to_list()
+    export_a = allrows["export"].to_numpy()
+    clean_a = (allrows["kind"] == "base").to_numpy() & ~np.isin(
+        key_a, np.asarray(sorted(set(late_keys) | set(rev_orig)), dtype=np.int64)
+    )
+    out = allrows.select(_EXPORT_COLUMNS)  # what the writers read: the year's rows gathered
+    for m in range(1, 13):  # once more for the month's file, so no more columns than needed
+        rows = out[np.flatnonzero(export_a == m)]
         add = []
         if m >= 2:
-            prior = allrows.filter((pl.col("export") < m) & clean).select("key")
-            if prior.height:
-                pick = arng.choice(prior.height, size=min(few(), prior.height), replace=False)
-                dup = allrows.filter(pl.col("key").is_in(prior["key"].to_numpy()[pick]))
+            prior = np.flatnonzero((export_a < m) & clean_a)
+            if prior.size:
+                pick = arng.choice(prior.size, size=min(few(), prior.size), replace=False)
+                dup = out[np.sort(prior[pick])]
                 add.append(dup)
                 ids_by_kind["reexport_duplicate"].extend(dup["setl_id"].to_list())
-        own = rows.filter(clean)
-        if own.height:
-            dup = own[int(arng.integers(0, own.height))]
+        own = np.flatnonzero((export_a == m) & clean_a)
+        if own.size:
+            dup = out[int(own[int(arng.integers(0, own.size))])]
             add.append(dup)
             ids_by_kind["duplicate_in_file"].extend(dup["setl_id"].to_list())
         exports[m] = pl.concat([rows, *add]).sort("setl_id", maintain_order=True)
     counts["reexport_duplicate"] = len(ids_by_kind["reexport_duplicate"])
     counts["duplicate_in_file"] = len(ids_by_kind["duplicate_in_file"])
-    truth_out = allrows.filter(
-        pl.col("kind").is_in(
-            ["base", "reversal_same_month", "reversal_later_month", "resettlement"]
-        )
-    )
-    return _City(persons, hh_ident, identities, truth_out, exports, counts, ids_by_kind)
+    return _City(persons, hh_ident, identities, exports, counts, ids_by_kind)
 
 
 def _wrong_check(check: pl.Expr) -> pl.Expr:
@@ -1135,14 +1143,13 @@ def _write_csv(rows: pl.DataFrame, path: Path, shape: str) -> None:
     df = _text_frame(rows)
     if shape == "csv_setl_d":
         df = df.rename(SETL_D_NAMES)
-    text = df.write_csv(None, line_terminator="\n")
     if shape == "csv_gb18030":
-        data = text.encode("gb18030")
-    elif shape == "csv_utf8_bom":
-        data = b"\xef\xbb\xbf" + text.encode("utf-8")
-    else:
-        data = text.encode("utf-8")
-    path.write_bytes(data)
+        path.write_bytes(df.write_csv(None, line_terminator="\n").encode("gb18030"))
+        return
+    with path.open("wb") as f:  # UTF-8 straight from polars, no Python string in between
+        if shape == "csv_utf8_bom":
+            f.write(b"\xef\xbb\xbf")
+        df.write_csv(f, line_terminator="\n")
 
 
 def _write_parquet(rows: pl.DataFrame, path: Path) -> None:
@@ -1151,9 +1158,9 @@ def _write_parquet(rows: pl.DataFrame, path: Path) -> None:
 
     text = _text_frame(rows)
     arrays = {}
-    for c in COLUMNS:
+    for c in COLUMNS:  # through Arrow's own casts (text → decimal in C++, no Python strings)
         if c in MONEY:
-            arrays[c] = pa.array(text[c].to_list(), pa.string()).cast(pa.decimal128(16, 2))
+            arrays[c] = text[c].to_arrow().cast(pa.string()).cast(pa.decimal128(16, 2))
         elif c == "setl_time":
             arrays[c] = pa.array(
                 rows["setl_time"].cast(pl.Datetime("ms")).to_numpy(), pa.timestamp("ms")
@@ -1161,9 +1168,9 @@ def _write_parquet(rows: pl.DataFrame, path: Path) -> None:
         elif c in ("refd_setl_flag", "vali_flag"):
             arrays[c] = pa.array(text[c].cast(pl.Int32).to_numpy(), pa.int32())
         elif c == "init_setl_id":  # real Parquet exports carry "" (not null) when absent
-            arrays[c] = pa.array(text[c].fill_null("").to_list(), pa.string())
+            arrays[c] = text[c].fill_null("").to_arrow().cast(pa.string())
         else:
-            arrays[c] = pa.array(text[c].to_list(), pa.string())
+            arrays[c] = text[c].to_arrow().cast(pa.string())
     pq.write_table(pa.table(arrays), path, compression="snappy")
 
 
