@@ -121,7 +121,8 @@ def test_dag_shape_schedule_pool_retries_and_docs(dag):
     for task_id in WRITERS | {"write_county_reports", "write_summary"}:
         task = dag.get_task(task_id)
         assert task.retries >= 3 and task.retry_exponential_backoff, task_id
-    assert dag.get_task("wait_for_exports").mode == "reschedule"
+    sensor = dag.get_task("wait_for_exports")
+    assert sensor.mode == "reschedule" and sensor.retries >= 1  # a lost poke is retried
     assert {o.name for o in dag.get_task("write_summary").outlets} == {"povwatch_outbox"}
 
     # The timetable as the scheduler sees it: one calendar month per run, in Asia/Shanghai.
@@ -389,6 +390,19 @@ def test_a_data_error_fails_at_once_without_retry(run_dag, tmp_path, monkeypatch
     dagrun = run_dag.test(run_conf=conf("2024-03"))
     compute = dagrun.get_task_instance("compute_month")
     assert compute.state == "failed" and compute.try_number == 1
+    assert dagrun.state == "failed"
+
+
+def test_an_export_without_its_marker_past_its_day_fails_at_once_without_retry(
+    run_dag, tmp_path, monkeypatch
+):
+    """The sensor's retries are for lost pokes only: a missing marker past RUN_DAY + the
+    wait (long past for 2024-03) fails its first try and the month's run."""
+    data_folder(tmp_path, [], monkeypatch)
+    dagrun = run_dag.test(run_conf=conf("2024-03"))
+    sensor = dagrun.get_task_instance("wait_for_exports")
+    assert sensor.state == "failed" and sensor.try_number == 1
+    assert dagrun.get_task_instance("compute_month").state == "upstream_failed"
     assert dagrun.state == "failed"
 
 
