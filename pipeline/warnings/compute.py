@@ -314,12 +314,12 @@ def _replay(
     identities: pl.DataFrame,
     rules: pl.DataFrame,
 ) -> pl.DataFrame:
-    """first_month by replaying the months of the year for the persons warned now and the
-    members of their households (household rules sum them)."""
+    """first_month by replaying the months of the year for the persons warned now, the
+    members of their households, and whoever shared a household with them in an earlier month
+    of the year (household rules sum the members a household had then)."""
     months = Month(m.year, 1).through(m)
-    replay = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
-    if now.height == 0:
-        replay = replay.clear()
+    members = people.filter(pl.col("hh_id").is_in(now["hh_id"].implode()))["psn_no"]
+    replay = _household_circle(con, members) if now.height else members.clear()
     history = flag(
         burden_history(None, replay, m, per_export_sql(con, replay, m)),
         people_by_month(con, replay, months),
@@ -327,6 +327,30 @@ def _replay(
         rules,
     )
     return history.group_by("psn_no", "warning_type").agg(pl.col("m").min().alias("first_month"))
+
+
+def _household_circle(con: duckdb.DuckDBPyConnection, persons: pl.Series) -> pl.Series:
+    """``persons`` and everyone who was in one of their households in some month of the year
+    so far: the registry in force now (ref_persons) or in an earlier month (ref_persons_past,
+    only where it differed). Sorted, so the replay reads the same rows in the same order."""
+    _persons = pl.DataFrame({"psn_no": persons.unique()}).to_arrow()  # noqa: F841 (SQL)
+    return con.sql(
+        """
+        with registry as (
+            select psn_no, hh_id from ref_persons
+            union all
+            select psn_no, hh_id from ref_persons_past where present
+        ),
+        households as (
+            select distinct hh_id from registry semi join _persons using (psn_no)
+            where hh_id is not null
+        )
+        select psn_no from _persons
+        union
+        select psn_no from registry semi join households using (hh_id)
+        order by psn_no
+        """
+    ).pl()["psn_no"]
 
 
 def warning_id_expr() -> pl.Expr:

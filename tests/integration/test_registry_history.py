@@ -114,3 +114,67 @@ def test_people_by_month_gives_each_month_its_registry_and_household_sizes(tmp_p
         ("C", "2024-02", "HC", "130102", "390", 1),
         ("C", "2024-03", "HB", "370811", "390", 2),
     ]
+
+
+def test_a_household_rule_counts_who_was_in_the_household_then(tmp_path):
+    """Jining relapse (004 §六, 50 % × Shandong's income of Y − 1 in force) with the
+    household unit (an overlay): household burden > size × 50 % of the income.
+
+    January's snapshot: A and B in household H1. B's 30 000.00 and A's 8 000.00 make H1's
+    38 000.00 > 2 × 18 780.00 = 37 560.00 (2022's 37 560 in force until 2024-02-15): both
+    warned, new. March's snapshot: B has moved to H2 and is no longer 低保边缘 (ended
+    2024-02-29), so B is not warned in March; A, alone in H1, 8 000.00 + 12 000.00 =
+    20 000.00 > 19 945.00 (50 % × 39 890): warned — continuing since January, when H1 (with
+    B) was over its line. A replay of the year that took March's households would leave B's
+    January costs out and call A new in March.
+    """
+    from pipeline.run import compute_month
+    from pipeline.settings import Settings
+    from tests.integration.test_rule_options import _overlay
+
+    root = tmp_path / "landing"
+    a = person("A", "370811", hh="H1", seq=1)
+    b_jan = person("B", "370811", hh="H1", seq=2)
+    b_mar = {**b_jan, "hh_id": "H2"}
+    make_landing(
+        root,
+        [],
+        {
+            "2024-01": [
+                settlement("A1", a, "2024-01-10 09:00:00", "8000.00"),
+                settlement("B1", b_jan, "2024-01-10 09:00:00", "30000.00"),
+            ],
+            "2024-02": [settlement("A2", a, "2024-02-10 09:00:00", "0.01")],
+            "2024-03": [settlement("A3", a, "2024-03-10 09:00:00", "11999.99")],
+        },
+        identities=[
+            (a["certno"], "dibao_edge", "2023-01-01", None),
+            (b_jan["certno"], "dibao_edge", "2023-01-01", "2024-02-29"),
+        ],
+    )
+    (root / "persons" / "persons.csv").unlink()
+    header = list(person("x").keys())
+    write_csv(root / "persons" / "2024-01" / "persons.csv", header, [a, b_jan])
+    write_csv(root / "persons" / "2024-03" / "persons.csv", header, [a, b_mar])
+    overlay = _overlay(tmp_path, {"monitoring.relapse.unit": "household"})
+
+    def run(months: list[str], name: str):
+        s = Settings(
+            landing=root,
+            db=tmp_path / name,
+            outbox=tmp_path / "o",
+            quiet=True,
+            policy_files=(overlay,),
+        )
+        for m in months:
+            compute_month(m, s)
+        return s.db
+
+    in_order = run(MONTHS, "w.duckdb")
+    assert _warnings(in_order, "2024-01") == [
+        ("A", "370811", "relapse", 3_800_000, 3_756_000, "2024-01", "new"),
+        ("B", "370811", "relapse", 3_800_000, 3_756_000, "2024-01", "new"),
+    ]
+    march = [("A", "370811", "relapse", 2_000_000, 1_994_500, "2024-01", "continuing")]
+    assert _warnings(in_order, "2024-03") == march
+    assert _warnings(run(["2024-03"], "alone.duckdb"), "2024-03") == march
