@@ -517,10 +517,12 @@ povwatch_ingest()
 
 FEEDBACK_DOC = """## povwatch_feedback — departments' returned decisions, recorded when they land
 
-Departments return their 台账 (or a CSV) under `<landing>/feedback/<department>/`. Every hour
-this DAG looks for data files there (sensor in reschedule mode, every
+Departments return their 台账 (or a CSV) under `<landing>/feedback/<department>/`, or answer
+in the delivered 台账 in the outbox. Every hour this DAG looks for either — a data file there
+or under `<outbox>/received/`, or a delivered file whose sha256 is no longer its manifest's
+(`pipeline.run.feedback_pending`; sensor in reschedule mode, every
 `POVWATCH_FEEDBACK_POKE_SECONDS` (300) for `POVWATCH_FEEDBACK_WAIT_SECONDS` (3000); a run with
-nothing to do is then skipped) and records them with `pipeline.run.record_feedback` — the
+nothing to do is then skipped) — and records them with `pipeline.run.record_feedback`, the
 same code a monthly run uses, so decisions recorded here and decisions applied by `povwatch
 run` never differ.
 Recording is idempotent: the latest month's decisions are re-read whole and replaced.
@@ -558,12 +560,14 @@ def povwatch_feedback() -> None:
         soft_fail=True,
     )
     def wait_for_feedback() -> bool:
-        """Any data file under <landing>/feedback/: the files the recorder reads."""
-        from pipeline.ingest.readers import list_files
+        """What the recorder would read (pipeline.run.feedback_pending): files under
+        <landing>/feedback/ and <outbox>/received/, and delivered 台账 edited in place."""
+        from pipeline.run import feedback_pending
 
-        folder = _path("POVWATCH_LANDING", "data/landing") / "feedback"
-        files = list_files(folder)
-        log.info("%s: %d feedback file(s)", folder, len(files))
+        files = feedback_pending(
+            _path("POVWATCH_LANDING", "data/landing"), _path("POVWATCH_OUTBOX", "data/outbox")
+        )
+        log.info("%d feedback file(s) to record%s", len(files), "".join(f"\n  {f}" for f in files))
         return bool(files)
 
     @task(pool=POOL)

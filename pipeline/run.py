@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -28,7 +29,7 @@ from pipeline import code_version
 from pipeline.assistance.audit import store_assistance, summary_line
 from pipeline.delivery.config import load_config, overdue_after_days
 from pipeline.delivery.deliver import deliver_packages
-from pipeline.delivery.outbox import set_aside_edited
+from pipeline.delivery.outbox import edited_files, is_department_file, set_aside_edited
 from pipeline.errors import PovwatchError
 from pipeline.ingest.feedback import feedback_roots, read_feedback
 from pipeline.ingest.load import (
@@ -37,6 +38,7 @@ from pipeline.ingest.load import (
     ingest_settlements,
     load_reference,
 )
+from pipeline.ingest.readers import list_files
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
 from pipeline.quality import gates as quality
@@ -619,6 +621,24 @@ def _ledger_failure(con, run_id: str, message: str) -> None:
             "where run_id = ?",
             [dt.datetime.now(dt.UTC).replace(tzinfo=None), message, run_id],
         )
+
+
+def feedback_pending(landing: Path, outbox: Path) -> list[str]:
+    """What :func:`record_feedback` would read, without opening the warehouse: the files
+    under ``<landing>/feedback/`` and ``<outbox>/received/``, and the departments' delivered
+    台账 edited in place since delivery (set aside when recorded). Paths as the records name
+    them; empty when there is nothing to record."""
+    files = [
+        f"{root.prefix}/{path.relative_to(root.folder).as_posix()}"
+        for root in feedback_roots(landing, outbox)
+        for path in list_files(root.folder)
+    ]
+    edited = [
+        f"outbox/{month}/{rel.as_posix()} (edited after delivery)"
+        for month, rel, _, _ in edited_files(outbox)
+        if is_department_file(rel)
+    ]
+    return files + edited
 
 
 def record_feedback(settings: Settings, progress: Progress | None = None) -> dict:

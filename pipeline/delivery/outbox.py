@@ -42,12 +42,10 @@ def manifests(outbox: Path) -> list[tuple[str, dict]]:
     return out
 
 
-def set_aside_edited(outbox: Path) -> list[str]:
-    """Move every delivered file whose sha256 differs from its manifest to ``received/``.
-
-    Returns one progress line per file moved (paths only, never contents).
-    """
-    lines = []
+def edited_files(outbox: Path) -> list[tuple[str, Path, Path, str]]:
+    """(month, path in the month's folder, file, sha256) of every delivered file whose sha256
+    is no longer its manifest's: edited in place since delivery."""
+    out = []
     for month, doc in manifests(outbox):
         for entry in doc.get("files", []):
             rel = Path(entry["path"])
@@ -55,19 +53,34 @@ def set_aside_edited(outbox: Path) -> list[str]:
             if not path.is_file():
                 continue
             digest = _sha256(path)
-            if digest == entry.get("sha256"):
-                continue
-            name = f"{path.stem}.edited-{digest[:8]}{path.suffix}"
-            dept = rel.parts[0] if rel.parts[0] in DEPARTMENTS else None
-            if dept:
-                target = outbox / RECEIVED / dept / month / Path(*rel.parts[1:]).parent / name
-            else:  # the city summary and the like: kept, not read as feedback
-                target = outbox / KEPT / month / rel.parent / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-            lines.append(
-                f"[{month}] {month}/{rel.as_posix()} was edited after delivery (sha256 differs "
-                f"from the manifest): kept as {target.relative_to(outbox).as_posix()}"
-                + (", its decisions are read as feedback" if dept else "")
-            )
+            if digest != entry.get("sha256"):
+                out.append((month, rel, path, digest))
+    return out
+
+
+def is_department_file(rel: Path) -> bool:
+    """A file of a department's package (its decisions are feedback), not the city summary."""
+    return rel.parts[0] in DEPARTMENTS
+
+
+def set_aside_edited(outbox: Path) -> list[str]:
+    """Move every delivered file whose sha256 differs from its manifest to ``received/``.
+
+    Returns one progress line per file moved (paths only, never contents).
+    """
+    lines = []
+    for month, rel, path, digest in edited_files(outbox):
+        name = f"{path.stem}.edited-{digest[:8]}{path.suffix}"
+        dept = rel.parts[0] if is_department_file(rel) else None
+        if dept:
+            target = outbox / RECEIVED / dept / month / Path(*rel.parts[1:]).parent / name
+        else:  # the city summary and the like: kept, not read as feedback
+            target = outbox / KEPT / month / rel.parent / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        lines.append(
+            f"[{month}] {month}/{rel.as_posix()} was edited after delivery (sha256 differs "
+            f"from the manifest): kept as {target.relative_to(outbox).as_posix()}"
+            + (", its decisions are read as feedback" if dept else "")
+        )
     return lines

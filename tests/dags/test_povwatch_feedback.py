@@ -93,3 +93,21 @@ def test_feedback_is_recorded_in_an_encrypted_warehouse_with_the_connections_key
     finally:
         con.close()
     assert got == [("2024-R-P1300002568", "already_assisted", "2024-02-29")]
+
+    # a 台账 answered in place in the outbox, nothing under feedback/: the sensor wakes for it
+    # and the recorder sets it aside under received/ and reads it (saved unchanged by a
+    # spreadsheet program: its bytes differ, it holds no decision)
+    import openpyxl
+
+    shutil.rmtree(landing / "feedback")
+    ledger = next((tmp_path / "out" / "2024-02" / "rural_revitalization").rglob("*.xlsx"))
+    openpyxl.load_workbook(ledger).save(ledger)
+    answered = dag.test()
+    assert states(answered) == {"wait_for_feedback": "success", "record_feedback": "success"}
+    assert xcom_value(answered, DAG_ID, "record_feedback") == {
+        "month": "2024-02",
+        "files": 1,
+        "recorded": 0,
+        "rejected": 0,
+    }
+    assert list((tmp_path / "out" / "received" / "rural_revitalization").rglob("*.xlsx"))

@@ -282,6 +282,13 @@ def test_a_returned_ledger_xlsx_is_read_as_it_is(work):
 
 
 def test_an_edited_delivered_file_is_set_aside_and_read(work):
+    from pipeline.run import feedback_pending
+
+    def pending() -> list[str]:  # what wakes the povwatch_feedback DAG's sensor
+        return feedback_pending(work / "landing", work / "outbox")
+
+    returned = pending()
+    assert returned and all(f.startswith("feedback/") for f in returned)
     month_dir = work / "outbox" / "2024-04"
     ledger = next((month_dir / "civil_affairs" / "370829").glob("*.xlsx"))
     wb = openpyxl.load_workbook(ledger)
@@ -291,9 +298,12 @@ def test_an_edited_delivered_file_is_set_aside_and_read(work):
     ws.cell(header_row + 1, heads["核实日期"]).value = dt.date(2024, 4, 25)
     wb.save(ledger)
     edited = ledger.read_bytes()
+    rel = ledger.relative_to(work).as_posix()
+    assert pending() == [*returned, f"{rel} (edited after delivery)"]
     said = _run(work, "2024-04")
     kept = list((work / "outbox" / "received" / "civil_affairs" / "2024-04").rglob("*.xlsx"))
     assert len(kept) == 1 and kept[0].read_bytes() == edited  # never overwritten, kept aside
+    assert pending() == [*returned, kept[0].relative_to(work).as_posix()]
     assert any("edited after delivery" in line and "read as feedback" in line for line in said)
     assert ledger.read_bytes() != edited  # the month's package is whole again
     r = _row(_cases(work, "2024-04"), "P3700001687", "relapse")
