@@ -384,6 +384,7 @@ TARGETS = {
     "pandas_over_month_without_reports": (10.0, "at least"),
     "month12_over_month1": (1.3, "at most"),
     "peak_rss_gib": (2.0, "at most"),
+    "generate_s": (120.0, "at most"),  # the landing, generated once (L in ≤ 2 minutes)
 }
 
 
@@ -405,6 +406,7 @@ def judge(report: dict) -> dict:
         "pandas_over_month_without_reports": round(pandas / month, 2) if pandas and month else None,
         "month12_over_month1": report.get("month12_over_month1"),
         "peak_rss_gib": max(rss) if rss else None,
+        "generate_s": report.get("generate_s"),
     }
     out = {}
     for name, (limit, sense) in TARGETS.items():

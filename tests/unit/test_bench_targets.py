@@ -16,6 +16,7 @@ def _report(**over) -> dict:
         },
         "without_reports": {"wall_s": {"povwatch_run": 6.0}, "ratios": {"povwatch_run": 3.0}},
         "month12_over_month1": 1.3,
+        "generate_s": 120.0,
     }
     report.update(over)
     return report
@@ -29,6 +30,7 @@ def test_each_limit_itself_is_met():
         "pandas_over_month_without_reports": True,  # 60 / 6 = 10 ≥ 10
         "month12_over_month1": True,  # 1.3 ≤ 1.3
         "peak_rss_gib": True,  # 2.0 ≤ 2 (pandas' 5 GiB is not povwatch's)
+        "generate_s": True,  # 120 s ≤ 2 min
     }
     assert t["pandas_over_month_without_reports"]["value"] == 10.0
 
@@ -39,9 +41,10 @@ def test_just_past_a_limit_is_missed():
             ratios={"povwatch_compute": 1.51},
             without_reports={"wall_s": {"povwatch_run": 6.1}, "ratios": {"povwatch_run": 3.05}},
             month12_over_month1=1.31,
+            generate_s=120.1,
         )
     )
-    assert [x["met"] for x in t.values()] == [False, False, False, False, True]
+    assert [x["met"] for x in t.values()] == [False, False, False, False, True, False]
     assert t["pandas_over_month_without_reports"]["value"] == 9.84  # 60 / 6.1
 
 
@@ -52,13 +55,14 @@ def test_the_peak_is_the_highest_povwatch_variant():
 
 
 def test_a_variant_not_run_is_not_judged():
-    t = judge(_report(variants={}, without_reports={}, month12_over_month1=None))
+    t = judge(_report(variants={}, without_reports={}, month12_over_month1=None, generate_s=None))
     assert t["pandas_over_month_without_reports"] == {
         "value": None,
         "target": "at least 10.0",
         "met": None,
     }
     assert t["month12_over_month1"]["met"] is None
+    assert t["generate_s"]["met"] is None
 
 
 def test_the_table_prints_each_verdict():
