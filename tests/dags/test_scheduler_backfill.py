@@ -4,6 +4,7 @@ triggerer; SQLite metadata in a temp AIRFLOW_HOME) runs the three DAGs as a data
 1. ``airflow backfill create`` over January and February with the default concurrency, and
    the DAG unpaused: the one-slot pool and ``depends_on_past`` must make it serial and in
    order, and the scheduler's own run for March (catch-up) waits for March's export;
+   meanwhile an auditor's second backfill re-runs February with force;
 2. March's files land: ``povwatch_ingest``, unpaused, stages them at once (its latest hourly
    run); then the extract job's ``_SUCCESS`` marker: March's scheduled run goes on from the
    staged rows to its warnings;
@@ -273,6 +274,34 @@ def test_backfill_then_a_landed_month_staged_run_and_answered_equals_povwatch_ba
     backfill_ids = [run_id for run_id, _ in runs]
     _mark("backfill done")
 
+    # An auditor re-runs February while March's scheduled run waits for its export: a backfill
+    # with force is not held by the active scheduled run (a manual trigger would queue behind
+    # it: max_active_runs=1; README). Airflow allows one running backfill per DAG and marks
+    # the first one complete a few seconds after its runs end: asked again until it is.
+    args = ["backfill", "create", "--dag-id", DAG_ID, "--reprocess-behavior", "completed"]
+    args += ["--from-date", "2024-02-01T00:00:00+08:00", "--to-date", "2024-02-01T00:00:00+08:00"]
+    for _ in range(40):
+        again = subprocess.run(
+            [str(BIN / "airflow"), *args, "--dag-run-conf", '{"force": true}'],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+        if "AlreadyRunningBackfill" not in again.stderr:
+            break
+        time.sleep(3)
+    assert again.returncode == 0, again.stderr[-2000:]
+    deadline = time.monotonic() + 300
+    while _rows(
+        meta,
+        "select try_number, state from task_instance where run_id = ? and task_id = ?",
+        [backfill_ids[1], "close_ledger"],
+    ) != [(2, "success")]:
+        assert time.monotonic() < deadline, _why(env, meta, backfill_ids[1])
+        time.sleep(3)
+    _mark("February run again")
+
     # 2. March's files land; the hourly ingest DAG, unpaused, runs for its latest hour and
     # stages them, before the extract job has written its marker
     landing = work / "landing" / "settlements"
@@ -318,12 +347,17 @@ def test_backfill_then_a_landed_month_staged_run_and_answered_equals_povwatch_ba
     with duckdb.connect(str(work / "warehouse.duckdb"), read_only=True) as con:
         ledger = con.execute(
             "select month, outcome, airflow_dag_id, airflow_run_id, airflow_try_number "
-            "from run_ledger order by month"
+            "from run_ledger order by month, started_at"
         ).fetchall()
         read = con.execute(
             "select export_month, count(*) from ingested_files group by 1 order by 1"
         ).fetchall()
-    assert ledger == [(m, "success", DAG_ID, r, 1) for m, r in zip(MONTHS, run_ids, strict=True)]
+    assert ledger == [
+        ("2024-01", "success", DAG_ID, run_ids[0], 1),
+        ("2024-02", "success", DAG_ID, run_ids[1], 1),
+        ("2024-02", "success", DAG_ID, run_ids[1], 2),  # the auditor's re-run
+        ("2024-03", "success", DAG_ID, run_ids[2], 1),
+    ]
     assert read == [(m, 1) for m in MONTHS]
     print("\nLEDGER", *ledger, sep="\n")
 
