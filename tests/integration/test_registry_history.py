@@ -51,11 +51,16 @@ def _landing(root):
             "2024-03": [settlement("A3", a_jan, "2024-03-10 09:00:00", "1.00")],
         },
     )
+    _snapshots(root, {"2024-01": [a_jan, b_jan, c_jan], "2024-03": [a_mar, b_mar, c_mar]})
+    return root
+
+
+def _snapshots(root, by_month: dict[str, list[dict]]) -> None:
+    """The registry as dated snapshots (persons/YYYY-MM/persons.csv) instead of one file."""
     (root / "persons" / "persons.csv").unlink()
     header = list(person("x").keys())
-    write_csv(root / "persons" / "2024-01" / "persons.csv", header, [a_jan, b_jan, c_jan])
-    write_csv(root / "persons" / "2024-03" / "persons.csv", header, [a_mar, b_mar, c_mar])
-    return root
+    for month, persons in by_month.items():
+        write_csv(root / "persons" / month / "persons.csv", header, persons)
 
 
 def _warnings(db, month: str) -> list[tuple]:
@@ -152,10 +157,7 @@ def test_a_household_rule_counts_who_was_in_the_household_then(tmp_path):
             (b_jan["certno"], "dibao_edge", "2023-01-01", "2024-02-29"),
         ],
     )
-    (root / "persons" / "persons.csv").unlink()
-    header = list(person("x").keys())
-    write_csv(root / "persons" / "2024-01" / "persons.csv", header, [a, b_jan])
-    write_csv(root / "persons" / "2024-03" / "persons.csv", header, [a, b_mar])
+    _snapshots(root, {"2024-01": [a, b_jan], "2024-03": [a, b_mar]})
     overlay = _overlay(tmp_path, {"monitoring.relapse.unit": "household"})
 
     def run(months: list[str], name: str):
