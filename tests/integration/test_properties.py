@@ -38,7 +38,7 @@ import pipeline.run
 from pipeline.cli import warnings_csv
 from pipeline.months import Month
 from pipeline.policy.load import PolicySet
-from pipeline.run import run_month
+from pipeline.run import compute_month
 from pipeline.settings import Settings
 from tests.landing import lenient_quarantine_gate, make_landing, person, settlement
 
@@ -373,7 +373,7 @@ def test_the_warehouse_counts_what_the_contract_says(plan):
         s = _settings(Path(tmp) / "monthly")
         _landing(plan, s.landing)
         for m in plan.months:
-            run_month(m, s)
+            compute_month(m, s)  # the warehouse stage: what this test reads (no reports)
         con = duckdb.connect(str(s.db), read_only=True)
         try:
             staged = {
@@ -434,7 +434,7 @@ def test_the_warehouse_counts_what_the_contract_says(plan):
         # Staging every month at once (a fresh warehouse, the last month only) agrees.
         fresh = _settings(Path(tmp) / "fresh")
         _landing(plan, fresh.landing)
-        run_month(plan.months[-1], fresh)
+        compute_month(plan.months[-1], fresh)
         assert _staged(fresh.db) == _staged(s.db)
         assert warnings_csv(fresh.db, Month.parse(plan.months[-1])) == warnings_csv(
             s.db, Month.parse(plan.months[-1])
