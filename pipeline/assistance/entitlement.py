@@ -727,11 +727,23 @@ def entitlements_for_month(
 def newly_held(con: duckdb.DuckDBPyConnection, month: Month, terms: Terms) -> pl.DataFrame:
     """Persons (``psn_no``) an identity interval of whom takes effect within ``month``: the
     only ones whose category held in the year can differ from the month before's without a
-    new settlement row (an interval's begin is the one bound of ``held`` that moves with M)."""
-    identities = con.sql("select psn_no, identity, begin_date, end_date from ref_identities").pl()
+    new settlement row (an interval's begin is the one bound of ``held`` that moves with M).
+
+    Only intervals that can take effect within M are read: an effective begin is the
+    interval's begin, the first day of the month 1 or 2 months after it (a report day), or
+    its month less a retro window (``effective_identities``), so the begin lies between the
+    first day of M − 2 and the last day of M + the longest window."""
+    widest = terms.categories["window_months"].max()
+    since = month.plus(-2).first_day
+    until = month.plus(int(widest) if widest is not None else 0).last_day  # type: ignore[arg-type]
+    identities = con.execute(
+        "select psn_no, identity, begin_date, end_date from ref_identities "
+        "where begin_date between ? and ?",
+        [since, until],
+    ).pl()
+    _held = identities.select("psn_no").unique().to_arrow()  # noqa: F841 (read by name in SQL)
     registry = con.sql(
-        "select psn_no, insuplc_admdvs as admdvs from ref_persons "
-        "where psn_no in (select psn_no from ref_identities)"
+        "select psn_no, insuplc_admdvs as admdvs from ref_persons semi join _held using (psn_no)"
     ).pl()
     eff = effective_identities(identities, registry, terms)
     first_day = month.plus(-1).last_day + dt.timedelta(days=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -167,3 +168,62 @@ def test_slices_of_persons_give_the_rows_of_one_computation(warehouse, monkeypat
     con.register("few", whole.select("psn_no").head(30).to_arrow())
     few = entitlements_for_month(con, JUN, PolicySet.load(), persons="few")
     assert few.equals(whole.head(30))
+
+
+def test_newly_held_reads_only_the_begins_that_can_take_effect_in_the_month():
+    """newly_held reads the intervals beginning from the first day of M − 2 to the last day of
+    M + the longest retro window; for every begin day from October 2023 to March 2025 it names
+    the same persons as effective_identities over every interval. Region 1 has report day 10
+    (an interval begun on the 10th counts from the next month, on the 11th from the one after);
+    the 'retro' identity looks back 3 months from its application month (eff_begin = its month
+    − 3). A window one month too narrow on either side drops persons (checked by hand: M − 1's
+    first day loses the 11–31 begins of M − 2 with report day 10; M + 2 loses retro begins in
+    M + 3)."""
+    days = pl.date_range(pl.date(2023, 10, 1), pl.date(2025, 3, 31), "1d", eager=True).to_list()
+    regions = ["110101", "110102"]
+    identities = pl.DataFrame(
+        {
+            "psn_no": [f"P{r}{i:04d}{k}" for k in "ar" for r in regions for i in range(len(days))],
+            "identity": [k for k in ("plain", "retro") for _ in regions for _ in days],
+            "begin_date": [d for _ in "ar" for _ in regions for d in days],
+        }
+    ).with_columns(pl.lit(None, dtype=pl.Date).alias("end_date"))
+    registry = identities.select("psn_no", pl.col("psn_no").str.slice(1, 6).alias("insuplc_admdvs"))
+    categories = pl.DataFrame(
+        {
+            "admdvs": [r for r in regions for _ in range(2)],
+            "identity": ["plain", "retro"] * 2,
+            "category": ["c", "c"] * 2,
+            "rank": [1, 1] * 2,
+            "category_label": ["x", "x"] * 2,
+            "window_months": [None, 3] * 2,
+            "window_incl": [None, True] * 2,
+        },
+        schema=entitlement._CATEGORY_SCHEMA,
+    )
+    terms = entitlement.Terms(
+        regions=pl.DataFrame(
+            {"admdvs": regions, "report_day": [10, None]},
+            schema={"admdvs": pl.String, "report_day": pl.Int32},
+        ),
+        categories=categories,
+        rules=pl.DataFrame(schema=entitlement._RULE_SCHEMA),
+        tiers=pl.DataFrame(schema=entitlement._TIER_SCHEMA),
+    )
+    con = duckdb.connect()
+    con.register("i", identities.to_arrow())
+    con.register("r", registry.to_arrow())
+    con.execute("create table ref_identities as select * from i")
+    con.execute("create table ref_persons as select * from r")
+    eff = entitlement.effective_identities(
+        identities, registry.rename({"insuplc_admdvs": "admdvs"}), terms
+    )
+    for m in Month(2024, 1).through(Month(2025, 1)):
+        expected = (
+            eff.filter(pl.col("eff_begin").is_between(m.first_day, m.last_day))["psn_no"]
+            .unique()
+            .sort()
+        )
+        got = newly_held(con, m, terms)["psn_no"].sort()
+        assert got.to_list() == expected.to_list(), m
+        assert got.len() > 60  # every kind of begin is there: 2 regions × plain and retro
