@@ -243,9 +243,23 @@ def connect(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         for path in (db, db.with_name(db.name + ".wal")):
             if path.exists():
                 restrict(path)
+        _drop_old_stores(con)
         con.execute(sql("schema/warehouse"))
         con.execute(sql("schema/macros"))
     return con
+
+
+def _drop_old_stores(con: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse written before state version 2 kept psn_no in state_burden: those running
+    totals (a store the next month recomputes from the year's rows when it is missing) are
+    dropped, and the table made again by the schema with its integer key."""
+    old = con.execute(
+        "select count(*) from duckdb_columns() where table_name = 'state_burden' "
+        "and column_name = 'psn_no'"
+    ).fetchone()
+    if old and old[0]:
+        con.execute("drop table state_burden")
+        con.execute("delete from state_meta where kind = 'burden'")
 
 
 class WarehouseBusy(PovwatchError):

@@ -63,16 +63,30 @@ _FULL_YEAR = f"""
     where status = 'loaded' and export_month <= $month and cost_year = $year
     group by psn_no
 """
-# The running totals through the month before plus the month's own rows (state.py).
+_MONTH_ROWS = f"""
+    select psn_no, {_SQL_SUMS}
+    from stg_settlements
+    where status = 'loaded' and export_month = $month and cost_year = $year
+    group by psn_no
+"""
+_ADD = ", ".join(f"coalesce(s.{c}, 0) + coalesce(n.{c}, 0) as {c}" for c in MEASURE_COLUMNS)
+# The running totals through the month before plus the month's own rows (state.py). The
+# totals are kept by an integer key per person (state_keys; a month's run writes every
+# person's totals, and 5M person numbers as text cost seconds to write each month): the sums
+# are added by key, and the month's persons without a key yet are new to the year's totals.
 _INCREMENT = f"""
-    select psn_no, {", ".join(f"coalesce(s.{c}, 0) + coalesce(n.{c}, 0) as {c}" for c in MEASURE_COLUMNS)}
-    from (select * exclude (through_month) from state_burden where through_month = $prev) s
-    full join (
-        select psn_no, {_SQL_SUMS}
-        from stg_settlements
-        where status = 'loaded' and export_month = $month and cost_year = $year
-        group by psn_no
-    ) n using (psn_no)
+    with n as (
+        select r.*, k.psn_key from ({_MONTH_ROWS}) r left join state_keys k using (psn_no)
+    ),
+    keyed as (
+        select coalesce(s.psn_key, n.psn_key) as psn_key, {_ADD}
+        from (select * exclude (through_month) from state_burden where through_month = $prev) s
+        full join (select * exclude (psn_no) from n where psn_key is not null) n using (psn_key)
+    )
+    select k.psn_no, {", ".join(f"keyed.{c}" for c in MEASURE_COLUMNS)}
+    from keyed join state_keys k using (psn_key)
+    union all by name
+    select * exclude (psn_key) from n where psn_key is null
 """
 
 
@@ -81,13 +95,18 @@ def year_to_date_sql(con: duckdb.DuckDBPyConnection, month: Month) -> tuple[str,
     person with a loaded row of the year. From the running totals through the month before
     when they still hold (``state.py``), else from the year's rows; the same sums either way.
     """
+    params = {"month": str(month), "year": month.year}
+    if _incremental(con, month):
+        return _INCREMENT, {**params, "prev": str(month.plus(-1))}
+    return _FULL_YEAR, params
+
+
+def _incremental(con: duckdb.DuckDBPyConnection, month: Month) -> bool:
+    """Whether the running totals through the month before ``month`` still hold."""
     from pipeline.warnings import state
 
-    params = {"month": str(month), "year": month.year}
     prev = month.plus(-1)
-    if month.month > 1 and state.valid(con, "burden", prev, state.staged_fingerprint(con, prev)):
-        return _INCREMENT, {**params, "prev": str(prev)}
-    return _FULL_YEAR, params
+    return month.month > 1 and state.valid(con, "burden", prev, state.staged_fingerprint(con, prev))
 
 
 def burden_as_of_sql(
@@ -119,18 +138,57 @@ def store_year_to_date(
     con: duckdb.DuckDBPyConnection, month: Month, above_fen: int | None = None
 ) -> pl.DataFrame:
     """:func:`burden_as_of_sql`, keeping every person's sums as the running totals through
-    ``month`` (``state_burden``) for the next month."""
+    ``month`` (``state_burden``, by ``state_keys``' key) for the next month.
+
+    The rows added to the totals through the month before (the month's own rows), or to
+    nothing (the year's rows, when those totals do not hold), are summed per person; the
+    persons without a key get the next keys in psn_no order; the totals are added by key.
+    """
     from pipeline.warnings import state
 
-    query, params = year_to_date_sql(con, month)
-    # (replace keeps the month before's totals, which the incremental query reads)
+    params = {"month": str(month), "year": month.year, "prev": str(month.plus(-1))}
+    incremental = _incremental(con, month)
+    # (replace keeps the month before's totals, which the increment reads)
     state.replace(con, "burden", month, state.staged_fingerprint(con, month))
     con.execute(
-        f"insert into state_burden select $m, * from ({query})", {**params, "m": str(month)}
+        "create or replace temp table _burden_add as select r.*, k.psn_key "
+        f"from ({_MONTH_ROWS if incremental else _FULL_YEAR}) r "
+        "left join state_keys k using (psn_no)",
+        {"month": params["month"], "year": params["year"]},
     )
+    try:
+        con.execute(
+            """
+            insert into state_keys
+            select psn_no, (select coalesce(max(psn_key), 0) from state_keys)
+                           + row_number() over (order by psn_no)
+            from _burden_add where psn_key is null
+            """
+        )
+        added = (
+            "select k.psn_key, a.* exclude (psn_no, psn_key) "
+            "from _burden_add a join state_keys k using (psn_no) where a.psn_key is null "
+            "union all by name select * exclude (psn_no) from _burden_add where psn_key is not null"
+        )
+        base = (
+            "select * exclude (through_month) from state_burden where through_month = $prev"
+            if incremental
+            else "select * exclude (through_month) from state_burden where false"
+        )
+        con.execute(
+            f"""
+            insert into state_burden
+            select $m, coalesce(s.psn_key, n.psn_key), {_ADD}
+            from ({base}) s full join ({added}) n using (psn_key)
+            """,
+            {"m": str(month), **({"prev": params["prev"]} if incremental else {})},
+        )
+    finally:
+        con.execute("drop table if exists _burden_add")
     return _above(
         con,
-        "(select * exclude (through_month) from state_burden where through_month = $m)",
+        "(select k.psn_no, b.* exclude (through_month, psn_key) from state_burden b "
+        "join state_keys k using (psn_key) where b.through_month = $m)",
         {},
         month,
         above_fen,

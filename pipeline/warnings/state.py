@@ -2,7 +2,8 @@
 
 Two stores, each written by a month's run (inside its transaction) and used by the next:
 
-* ``state_burden`` — every person's burden measures as of the month (the year to date);
+* ``state_burden`` — every person's burden measures as of the month (the year to date), by
+  the person's integer key in ``state_keys`` (given once, kept);
 * ``state_first`` — every (person, warning type) flagged in the year so far, with the first
   month it was flagged (``first_month``), instead of replaying the year.
 
@@ -25,7 +26,7 @@ import polars as pl
 from pipeline import code_digest
 from pipeline.months import Month
 
-STATE_VERSION = 1  # bump when what a store holds changes meaning
+STATE_VERSION = 2  # bump when what a store holds changes meaning (2: state_keys)
 
 
 def staged_fingerprint(con: duckdb.DuckDBPyConnection, through: Month) -> str:

@@ -334,11 +334,18 @@ create table if not exists mart_assistance (
 -- computed from) still holds; only the latest two months are kept.
 create table if not exists state_burden (
     through_month varchar not null,
-    psn_no varchar not null,
+    psn_key integer not null,           -- state_keys
     burden__after_insurance bigint,
     burden__after_insurance_and_assistance bigint,
     burden__after_insurance_in_catalogue bigint,
     burden__after_insurance_and_assistance_in_catalogue bigint
+);
+
+-- A person's key in state_burden: given once, in psn_no order among the persons new to it,
+-- and kept (the totals of 5M persons are written every month: integers, not their text).
+create table if not exists state_keys (
+    psn_no varchar not null,
+    psn_key integer not null
 );
 
 create table if not exists state_first (

@@ -56,7 +56,8 @@ def test_only_the_latest_two_months_are_kept_and_valid(warehouse):
 def test_running_totals_equal_the_years_rows(warehouse):
     con = connect(warehouse, read_only=True)
     stored = con.sql(
-        "select * exclude (through_month) from state_burden where through_month = '2024-06'"
+        "select k.psn_no, b.* exclude (through_month, psn_key) from state_burden b "
+        "join state_keys k using (psn_key) where through_month = '2024-06'"
     ).pl()
     full = con.execute(_FULL_YEAR, {"month": "2024-06", "year": 2024}).pl()
     assert stored.height > 0
@@ -207,3 +208,49 @@ def test_year_flags_keep_a_month_over_the_line_that_a_later_reversal_undoes(ware
     mine = _year_flags(con, JUN, idents, rules).filter(pl.col("psn_no") == "ZZ0001")
     assert set(mine["m"]) == {"2024-02"}  # 1 fen over the highest line, then reversed
     assert mine["burden_ytd_fen"].unique().to_list() == [top + 1]
+
+
+def test_each_person_keeps_one_key_given_in_psn_no_order_among_the_new(warehouse):
+    """state_keys: one key per person, never given twice; January's persons numbered 1.. in
+    psn_no order, each later month's new persons after them, again in psn_no order."""
+    con = connect(warehouse, read_only=True)
+    keys = con.sql("select psn_no, psn_key from state_keys order by psn_key").pl()
+    assert keys["psn_no"].is_unique().all() and keys["psn_key"].is_unique().all()
+    assert keys["psn_key"].to_list() == list(range(1, keys.height + 1))
+    first = con.sql(
+        "select psn_no, min(export_month) as m from stg_settlements "
+        "where status = 'loaded' and cost_year = 2024 group by psn_no"
+    ).pl()
+    assert first.height == keys.height
+    by_first = first.sort("m", "psn_no")["psn_no"].to_list()
+    assert keys["psn_no"].to_list() == by_first
+    assert first["m"].n_unique() > 1  # persons new after January, numbered after January's
+
+
+def test_a_warehouse_with_the_totals_by_psn_no_is_migrated_and_recomputes(warehouse, tmp_path):
+    """A warehouse written by state version 1 (state_burden by psn_no): opened for writing,
+    its totals are dropped with their state_meta rows, and the month is computed from the
+    year's rows, with the same warnings; the totals then written are valid for July."""
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(warehouse, copy)
+    con = connect(copy)
+    rules = _rules(con, JUN)
+    expected = compute_warnings(con, JUN, rules)
+    con.execute("drop table state_burden")
+    con.execute("drop table state_keys")
+    con.execute(
+        "create table state_burden as select through_month, 'P' as psn_no, 1::bigint as x "
+        "from state_meta where kind = 'burden'"
+    )
+    con.close()
+    con = connect(copy)
+    assert "psn_key" in [
+        c
+        for (c,) in con.sql(
+            "select column_name from duckdb_columns() where table_name = 'state_burden'"
+        ).fetchall()
+    ]
+    assert con.sql("select count(*) from state_meta where kind = 'burden'").fetchone() == (0,)
+    assert year_to_date_sql(con, JUN)[0] == _FULL_YEAR
+    assert compute_warnings(con, JUN, rules, store=True).equals(expected)
+    assert state.valid(con, "burden", JUN, state.staged_fingerprint(con, JUN))
