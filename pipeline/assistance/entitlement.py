@@ -746,9 +746,8 @@ def newly_held(con: duckdb.DuckDBPyConnection, month: Month, terms: Terms) -> pl
         "select psn_no, insuplc_admdvs as admdvs from ref_persons semi join _held using (psn_no)"
     ).pl()
     eff = effective_identities(identities, registry, terms)
-    first_day = month.plus(-1).last_day + dt.timedelta(days=1)
     return (
-        eff.filter(pl.col("eff_begin").is_between(first_day, month.last_day))
+        eff.filter(pl.col("eff_begin").is_between(month.first_day, month.last_day))
         .select("psn_no")
         .unique()
     )

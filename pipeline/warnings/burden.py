@@ -146,7 +146,6 @@ def store_year_to_date(
     """
     from pipeline.warnings import state
 
-    params = {"month": str(month), "year": month.year, "prev": str(month.plus(-1))}
     incremental = _incremental(con, month)
     # (replace keeps the month before's totals, which the increment reads)
     state.replace(con, "burden", month, state.staged_fingerprint(con, month))
@@ -154,7 +153,7 @@ def store_year_to_date(
         "create or replace temp table _burden_add as select r.*, k.psn_key "
         f"from ({_MONTH_ROWS if incremental else _FULL_YEAR}) r "
         "left join state_keys k using (psn_no)",
-        {"month": params["month"], "year": params["year"]},
+        {"month": str(month), "year": month.year},
     )
     try:
         con.execute(
@@ -170,19 +169,23 @@ def store_year_to_date(
             "from _burden_add a join state_keys k using (psn_no) where a.psn_key is null "
             "union all by name select * exclude (psn_no) from _burden_add where psn_key is not null"
         )
-        base = (
-            "select * exclude (through_month) from state_burden where through_month = $prev"
-            if incremental
-            else "select * exclude (through_month) from state_burden where false"
-        )
-        con.execute(
-            f"""
-            insert into state_burden
-            select $m, coalesce(s.psn_key, n.psn_key), {_ADD}
-            from ({base}) s full join ({added}) n using (psn_key)
-            """,
-            {"m": str(month), **({"prev": params["prev"]} if incremental else {})},
-        )
+        if incremental:  # onto the totals through the month before
+            con.execute(
+                f"""
+                insert into state_burden
+                select $m, coalesce(s.psn_key, n.psn_key), {_ADD}
+                from (
+                    select * exclude (through_month) from state_burden
+                    where through_month = $prev
+                ) s full join ({added}) n using (psn_key)
+                """,
+                {"m": str(month), "prev": str(month.plus(-1))},
+            )
+        else:  # the year's sums are the totals
+            con.execute(
+                f"insert into state_burden by name select $m as through_month, * from ({added})",
+                {"m": str(month)},
+            )
     finally:
         con.execute("drop table if exists _burden_add")
     return _above(

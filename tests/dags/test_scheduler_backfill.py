@@ -228,6 +228,26 @@ def _why(env: dict, meta: Path, run_id: str) -> str:
     return f"{run_id}: {tis}\n" + "\n".join(tails)
 
 
+def _backfill(env: dict, first: str, last: str, reprocess: str, *extra: str, **kw) -> None:
+    """`airflow backfill create` of the monthly DAG over the months first..last (Beijing
+    time), with a reprocess behaviour; ``extra`` and ``kw`` go on to :func:`_airflow`."""
+    _airflow(
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        f"{first}-01T00:00:00+08:00",
+        "--to-date",
+        f"{last}-01T00:00:00+08:00",
+        "--reprocess-behavior",
+        reprocess,
+        *extra,
+        **kw,
+    )
+
+
 def _unpause(url: str, auth: str, dag_id: str) -> None:
     """Unpaused, an hourly DAG without catch-up runs at once for its latest hour."""
     _api(url, "PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, auth)
@@ -261,19 +281,7 @@ def test_backfill_then_a_landed_month_staged_run_and_answered_equals_povwatch_ba
     # 1. Backfill January and February. Default concurrency (up to 10 runs at once): the pool
     # and depends_on_past keep it serial. (Airflow requires a reprocess behaviour for a DAG
     # whose tasks depend on the past.)
-    _airflow(
-        env,
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        "2024-01-01T00:00:00+08:00",
-        "--to-date",
-        "2024-02-01T00:00:00+08:00",
-        "--reprocess-behavior",
-        "failed",
-    )
+    _backfill(env, "2024-01", "2024-02", "failed")
     _api(url, "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, auth)
     _mark("backfill created, DAG unpaused")
     runs = _wait_for_runs(meta, "dag_id = ? and run_type = 'backfill'", [DAG_ID], 2)
@@ -285,17 +293,10 @@ def test_backfill_then_a_landed_month_staged_run_and_answered_equals_povwatch_ba
     # with force is not held by the active scheduled run (a manual trigger would queue behind
     # it: max_active_runs=1; README). Airflow allows one running backfill per DAG and marks
     # the first one complete a few seconds after its runs end: asked again until it is.
-    _airflow(
+    _backfill(
         env,
-        "backfill",
-        "create",
-        "--dag-id",
-        DAG_ID,
-        "--from-date",
-        "2024-02-01T00:00:00+08:00",
-        "--to-date",
-        "2024-02-01T00:00:00+08:00",
-        "--reprocess-behavior",
+        "2024-02",
+        "2024-02",
         "completed",
         "--dag-run-conf",
         '{"force": true}',
