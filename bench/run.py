@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         {n: round(v["cpu_s"] / base_cpu, 2) for n, v in variants.items()} if base_cpu else {}
     )
     # The targets judge the run without its reports (their cost follows the number of warnings,
-    # not the months loaded): each round's wall time less its reports stage, then the median.
+    # not the months loaded): povwatch_run's wall_s is already without them (see above), the
+    # others never write them.
     without_reports = {
         n: variants[n]["wall_s"]
         for n in ("povwatch_run", "povwatch_run_nogates", "povwatch_month1", *_AFTER)

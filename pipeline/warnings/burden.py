@@ -70,6 +70,18 @@ _MONTH_ROWS = f"""
     group by psn_no
 """
 _ADD = ", ".join(f"coalesce(s.{c}, 0) + coalesce(n.{c}, 0) as {c}" for c in MEASURE_COLUMNS)
+
+
+def _onto_prev(rows: str) -> str:
+    """The totals through the month before ($prev) plus ``rows`` (a query of psn_key and the
+    measures, every row keyed), added by key."""
+    return f"""
+        select coalesce(s.psn_key, n.psn_key) as psn_key, {_ADD}
+        from (select * exclude (through_month) from state_burden where through_month = $prev) s
+        full join ({rows}) n using (psn_key)
+    """
+
+
 # The running totals through the month before plus the month's own rows (state.py). The
 # totals are kept by an integer key per person (state_keys; a month's run writes every
 # person's totals, and 5M person numbers as text cost seconds to write each month): the sums
@@ -78,11 +90,7 @@ _INCREMENT = f"""
     with n as (
         select r.*, k.psn_key from ({_MONTH_ROWS}) r left join state_keys k using (psn_no)
     ),
-    keyed as (
-        select coalesce(s.psn_key, n.psn_key) as psn_key, {_ADD}
-        from (select * exclude (through_month) from state_burden where through_month = $prev) s
-        full join (select * exclude (psn_no) from n where psn_key is not null) n using (psn_key)
-    )
+    keyed as ({_onto_prev("select * exclude (psn_no) from n where psn_key is not null")})
     select k.psn_no, {", ".join(f"keyed.{c}" for c in MEASURE_COLUMNS)}
     from keyed join state_keys k using (psn_key)
     union all by name
@@ -171,14 +179,8 @@ def store_year_to_date(
         )
         if incremental:  # onto the totals through the month before
             con.execute(
-                f"""
-                insert into state_burden
-                select $m, coalesce(s.psn_key, n.psn_key), {_ADD}
-                from (
-                    select * exclude (through_month) from state_burden
-                    where through_month = $prev
-                ) s full join ({added}) n using (psn_key)
-                """,
+                f"insert into state_burden by name select $m as through_month, * "
+                f"from ({_onto_prev(added)})",
                 {"m": str(month), "prev": str(month.plus(-1))},
             )
         else:  # the year's sums are the totals
